@@ -1,0 +1,212 @@
+"""Recompute reference fixtures with this package and report every mismatch.
+
+The fixture format is described in ``../shared/reference/README.md``: scene
+fixtures (one CenterNet sample), primitive fixtures (radius, drawing, affine),
+loss fixtures and decoder fixtures.  Tolerances (the project's contract):
+integer and mask arrays exactly equal; float targets within 1e-5 absolute
+plus 1e-6 relative; loss values within 1e-5 relative; decoded detections
+within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+FLOAT_ATOL = 1e-5
+FLOAT_RTOL = 1e-6
+LOSS_RTOL = 1e-5
+DECODE_ATOL = 1e-4
+
+#: Targets that are masks or indices: compared exactly even when stored as float.
+EXACT_KEYS = {"ind", "reg_mask", "hps_mask", "hp_ind", "hp_mask", "cat_spec_mask"}
+
+
+@dataclass(frozen=True)
+class FixtureResult:
+    """Outcome for one fixture: ``ok``, else the first differing ``key`` and ``max_diff``."""
+
+    name: str
+    ok: bool
+    key: str = ""
+    max_diff: float = 0.0
+    reason: str = ""
+
+    def line(self) -> str:
+        """One human-readable line (used by ``centertargets compare``)."""
+        if self.ok:
+            return f"ok    {self.name}"
+        if self.key:
+            return (f"FAIL  {self.name}: first differing key {self.key!r}, "
+                    f"largest difference {self.max_diff:.6g}" +
+                    (f" ({self.reason})" if self.reason else ""))
+        return f"FAIL  {self.name}: {self.reason}"
+
+
+def load_fixture(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a fixture ``.npz``; raises ValueError if it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile/OSError/ValueError: report uniformly
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if "__meta__" not in arrays:
+        raise ValueError(f"{path} has no __meta__ entry")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: __meta__ is not JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: __meta__ is not a JSON object")
+    return meta, arrays
+
+
+def _diff(expected: np.ndarray, got: np.ndarray, exact: bool, atol: float,
+          rtol: float) -> tuple[bool, float, str]:
+    expected = np.asarray(expected)
+    got = np.asarray(got)
+    if expected.shape != got.shape:
+        return False, float("inf"), f"shape {got.shape}, expected {expected.shape}"
+    if expected.size == 0:
+        return True, 0.0, ""
+    e = expected.astype(np.float64)
+    g = got.astype(np.float64)
+    if not np.array_equal(np.isnan(e), np.isnan(g)):
+        return False, float("inf"), "NaN in different places"
+    d = np.abs(np.where(np.isnan(e), 0.0, e - g))
+    md = float(d.max())
+    if exact:
+        return md == 0.0, md, "" if md == 0.0 else "must be equal"
+    return bool(np.all(d <= atol + rtol * np.abs(e))), md, ""
+
+
+def compare_arrays(name: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                   atol: float = FLOAT_ATOL, rtol: float = FLOAT_RTOL) -> FixtureResult:
+    """Compare two dicts of arrays key by key (sorted); keys must match."""
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    if missing or extra:
+        return FixtureResult(name, False, reason=f"keys differ: missing {missing}, unexpected {extra}")
+    for key in sorted(expected):
+        e, g = np.asarray(expected[key]), np.asarray(got[key])
+        exact = key in EXACT_KEYS or not np.issubdtype(e.dtype, np.floating)
+        if e.dtype != g.dtype and key not in ("detections",):
+            return FixtureResult(name, False, key, 0.0, f"dtype {g.dtype}, expected {e.dtype}")
+        ok, md, why = _diff(e, g, exact, atol, rtol)
+        if not ok:
+            return FixtureResult(name, False, key, md, why)
+    return FixtureResult(name, True)
+
+
+# --- fixture kinds --------------------------------------------------------------------------
+
+def _check_scene(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    from .compat.centernet import encode_sample
+
+    return compare_arrays(name, arrays, encode_sample(meta))
+
+
+def _check_radius(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    from .kernels.gaussian import gaussian_radius_centernet
+
+    got = {}
+    expected = {}
+    for o in meta.get("overlaps", [0.7, 0.5, 0.9]):
+        key = f"radius_{o}"
+        expected[key] = arrays[key]
+        got[key] = np.array([gaussian_radius_centernet(float(h), float(w), float(o))
+                             for h, w in zip(arrays["h"], arrays["w"])], dtype=np.float64)
+    return compare_arrays(name, expected, got)
+
+
+def _check_draw(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    from .kernels.gaussian import (draw_dense_reg, draw_msra, draw_umich, get_patch,
+                                   msra_patch, patch_table)
+
+    table = patch_table()
+    shape = arrays["umich"].shape
+    C, H, W = shape
+    umich = np.zeros(shape, np.float32)
+    msra = np.zeros(shape, np.float32)
+    dense = np.zeros((C, 2, H, W), np.float32)
+    dense_hm = np.zeros(shape, np.float32)
+    for row in arrays["draws"]:
+        ch, cx, cy, radius, k = int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4])
+        value = np.array(row[5:7], dtype=np.float32)
+        is_offset = bool(row[7])
+        patch = get_patch(radius, table)
+        draw_umich(umich[ch], cx, cy, radius, k, patch)
+        sigma = float(max(radius, 1))
+        draw_msra(msra[ch], cx + 0.3, cy + 0.6, sigma, msra_patch(sigma))
+        if 0 <= cx < W and 0 <= cy < H:
+            draw_dense_reg(dense[ch], dense_hm, ch, cx, cy, value, radius, is_offset, patch)
+            draw_umich(dense_hm[ch], cx, cy, radius, 1.0, patch)
+    return compare_arrays(name, {k: arrays[k] for k in ("umich", "msra", "dense_reg",
+                                                        "dense_reg_heatmap")},
+                          {"umich": umich, "msra": msra, "dense_reg": dense,
+                           "dense_reg_heatmap": dense_hm})
+
+
+def _check_affine(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    from .geometry import get_affine_transform
+
+    mats = []
+    for cx, cy, scale, rot, ow, oh, inv in arrays["params"]:
+        mats.append(get_affine_transform(np.array([cx, cy], np.float32), float(scale), float(rot),
+                                         [int(ow), int(oh)], inv=bool(inv)))
+    return compare_arrays(name, {"matrices": arrays["matrices"]},
+                          {"matrices": np.array(mats, dtype=np.float64)})
+
+
+def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    return FixtureResult(name, False, reason="loss fixtures are not supported yet")
+
+
+def _check_decode(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    return FixtureResult(name, False, reason="decode fixtures are not supported yet")
+
+
+_BY_KIND: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], FixtureResult]] = {
+    "gaussian_radius": _check_radius,
+    "draw": _check_draw,
+    "get_affine_transform": _check_affine,
+    "loss": _check_loss,
+    "ctdet_decode": _check_decode,
+    "multi_pose_decode": _check_decode,
+}
+
+
+def check_fixture(path: str | os.PathLike[str]) -> FixtureResult:
+    """Recompute one fixture and compare; never raises for a bad fixture (it fails instead)."""
+    name = Path(path).name
+    try:
+        meta, arrays = load_fixture(path)
+    except ValueError as exc:
+        return FixtureResult(name, False, reason=str(exc))
+    kind = meta.get("kind")
+    if meta.get("task") in ("ctdet", "multi_pose") and kind != "loss":
+        fn = _check_scene
+    elif kind in _BY_KIND:
+        fn = _BY_KIND[kind]
+    else:
+        return FixtureResult(name, False, reason=f"unknown fixture kind {kind!r} "
+                                                 f"(task {meta.get('task')!r})")
+    try:
+        return fn(name, meta, arrays)
+    except Exception as exc:  # a fixture we cannot replay is a failure with its reason
+        return FixtureResult(name, False, reason=f"{type(exc).__name__}: {exc}")
+
+
+def iter_fixture_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Expand folders into their ``*.npz`` files (sorted); files are passed through."""
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            yield from sorted(p.glob("*.npz"))
+        else:
+            yield p

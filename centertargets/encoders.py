@@ -1,0 +1,319 @@
+"""Encoders: boxes and keypoints in output-map pixels -> CenterNet's target dict.
+
+Dimensions used below: N objects given, M = ``max_objs`` slots, C classes,
+J joints, H x W the output map.  Inputs are in OUTPUT-map coordinates (the
+image already transformed by the sample's affine matrix, see
+:mod:`centertargets.geometry`); boxes are clipped to the map as CenterNet
+does.  Objects keep their input order: object k (k < M) owns slot k of every
+per-object target, and CenterNet drops objects beyond M.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import CtdetConfig, MultiPoseConfig, _BaseConfig
+from .kernels import encode as K
+from .kernels import validate as V
+from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, msra_patch, patch_table,
+                                patch_table32)
+from .spec import TargetSpec
+
+_HEAT = {"umich": K.HEAT_UMICH, "msra": K.HEAT_MSRA, "elliptic": K.HEAT_ELLIPTIC}
+_RADIUS = {"centernet": RADIUS_CENTERNET, "corrected": RADIUS_CORRECTED}
+
+#: Meaning of each value of :attr:`EncodeReport.status`.
+STATUS_NAMES = {
+    K.ST_ENCODED: "encoded",
+    K.ST_DROPPED: "dropped: beyond max_objs",
+    K.ST_DEGENERATE: "dropped: zero width or height after clipping to the map",
+    K.ST_NO_KEYPOINTS: "encoded in hm only: no labelled keypoint (reg_mask 0)",
+}
+
+
+_REPORT_FIELDS = {
+    "num_objects": K.S_INPUT,
+    "encoded": K.S_ENCODED,
+    "dropped_max_objs": K.S_DROPPED,
+    "degenerate": K.S_DEGENERATE,
+    "center_collisions": K.S_COLLISIONS,
+    "no_keypoints": K.S_NO_KEYPOINTS,
+    "keypoints_labelled": K.S_KPS_LABELLED,
+    "keypoints_encoded": K.S_KPS_ENCODED,
+    "keypoints_outside": K.S_KPS_OUTSIDE,
+}
+
+
+class EncodeReport:
+    """What an encode call wrote and what it had to leave out (read-only).
+
+    Attributes
+    ----------
+    num_objects : N, objects given.
+    encoded : objects whose centre was drawn (including persons without keypoints).
+    dropped_max_objs : objects beyond ``max_objs`` (never looked at).
+    degenerate : boxes with zero width or height once clipped to the map.
+    center_collisions : objects whose integer centre fell on a pixel that
+        already held another object's peak of the same class; CenterNet
+        keeps one peak for both.
+    no_keypoints : persons with no labelled keypoint (multi_pose).
+    keypoints_labelled / keypoints_encoded / keypoints_outside : labelled
+        (v > 0) joints of encoded persons, those inside the map, those outside.
+    status : int8 (N,), per object: 0 encoded, 1 beyond max_objs,
+        2 degenerate, 3 no labelled keypoint; see ``STATUS_NAMES``.
+    """
+
+    __slots__ = ("_stats", "status")
+
+    def __init__(self, stats: np.ndarray, status: np.ndarray) -> None:
+        self._stats = stats
+        self.status = status
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            return int(self._stats[_REPORT_FIELDS[name]])
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __dir__(self) -> list[str]:
+        return [*_REPORT_FIELDS, "status", "lost_anything", "as_dict"]
+
+    def __repr__(self) -> str:
+        return "EncodeReport(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+
+    @property
+    def lost_anything(self) -> bool:
+        """True when some object, centre or keypoint did not make it into the targets."""
+        s = self._stats
+        return bool(s[K.S_DROPPED] or s[K.S_DEGENERATE] or s[K.S_COLLISIONS]
+                    or s[K.S_KPS_OUTSIDE])
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts (everything but ``status``) as a plain dict."""
+        return {k: int(self._stats[i]) for k, i in _REPORT_FIELDS.items()}
+
+
+def _as_boxes(boxes: object) -> np.ndarray:
+    b = np.ascontiguousarray(boxes, dtype=np.float32)
+    if b.size == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes has shape {b.shape}: expected (N, 4) rows of x1, y1, x2, y2")
+    i, code = V.check_boxes(b)
+    if code == V.NOT_FINITE:
+        raise ValueError(f"boxes[{i}]={b[i].tolist()}: expected finite coordinates")
+    if code == V.BAD_ORDER:
+        raise ValueError(f"boxes[{i}]={b[i].tolist()}: expected x1 <= x2 and y1 <= y2 "
+                         "(x1, y1, x2, y2 order, not x, y, w, h?)")
+    return b
+
+
+def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
+    if classes is None:
+        if num_classes != 1:
+            raise ValueError(f"classes=None: expected an (N,) array of class indices "
+                             f"when num_classes={num_classes}")
+        return np.zeros(n, dtype=np.int64)
+    c = np.asarray(classes)
+    if c.size == 0 and n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if c.shape != (n,):
+        raise ValueError(f"classes has shape {c.shape}: expected ({n},), one per box")
+    if c.dtype.kind not in "iu":
+        if c.dtype.kind != "f" or not np.all(c == np.round(c)):
+            raise ValueError(f"classes has dtype {c.dtype}: expected integer class indices")
+    c = np.ascontiguousarray(c, dtype=np.int64)
+    i = V.check_classes(c, num_classes)
+    if i >= 0:
+        raise ValueError(f"classes[{i}]={int(c[i])}: expected a class index in "
+                         f"[0, {num_classes})")
+    return c
+
+
+def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
+    k = np.ascontiguousarray(keypoints, dtype=np.float32)
+    if k.size == 0 and n == 0:
+        return np.zeros((0, num_joints, 3), dtype=np.float32)
+    if k.ndim == 2 and k.shape == (n, num_joints * 3):
+        k = k.reshape(n, num_joints, 3)
+    if k.shape != (n, num_joints, 3):
+        raise ValueError(f"keypoints has shape {k.shape}: expected ({n}, {num_joints}, 3) "
+                         "rows of x, y, v, one person per box")
+    i, j, code = V.check_keypoints(k)
+    if code == V.BAD_VISIBILITY:
+        raise ValueError(f"keypoints[{i}, {j}, 2]={float(k[i, j, 2])}: expected a COCO "
+                         "visibility 0 (not labelled), 1 (labelled, occluded) or 2 (visible)")
+    if code == V.NOT_FINITE:
+        raise ValueError(f"keypoints[{i}, {j}]={k[i, j].tolist()}: expected finite x, y "
+                         "for a labelled joint")
+    return k
+
+
+class _Encoder:
+    config: _BaseConfig
+
+    def __init__(self, config: _BaseConfig) -> None:
+        self.config = config
+        self._spec: dict[str, TargetSpec] = config.spec()
+        self._tables = (patch_table(), patch_table32())
+        r = config.radius
+        self._common = (_HEAT[config.heatmap], float(config.msra_sigma),
+                        msra_patch(float(config.msra_sigma)), _RADIUS[r.formula],
+                        float(r.min_overlap), int(r.min_radius), float(config.elliptic_alpha))
+        # stand-ins for heads that are off: same dtype and ndim, so one compiled signature
+        self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
+                     "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
+
+    @property
+    def spec(self) -> dict[str, TargetSpec]:
+        """Name -> :class:`TargetSpec` of every target returned."""
+        return self._spec
+
+    def _outputs(self, out: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        if out is None:
+            return {name: s.zeros() for name, s in self._spec.items()}
+        missing = [n for n in self._spec if n not in out]
+        if missing:
+            raise ValueError(f"out is missing {missing}: expected buffers for {list(self._spec)}")
+        for name, s in self._spec.items():
+            a = out[name]
+            if not isinstance(a, np.ndarray) or a.shape != s.shape or a.dtype != s.dtype \
+                    or not a.flags.c_contiguous or not a.flags.writeable:
+                got = (getattr(a, "shape", None), getattr(a, "dtype", None))
+                raise ValueError(f"out[{name!r}] is {got}: expected a writeable C-contiguous "
+                                 f"array of shape {s.shape} and dtype {s.dtype}")
+            a.fill(0)
+        return {name: out[name] for name in self._spec}
+
+    def _check_overflow(self, n: int) -> None:
+        if n > self.config.max_objs and self.config.overflow == "error":
+            raise ValueError(f"{n} objects given: expected at most max_objs="
+                             f"{self.config.max_objs} (overflow='error')")
+
+
+class CtdetEncoder(_Encoder):
+    """CenterNet object-detection targets from boxes in output-map pixels.
+
+    >>> enc = CtdetEncoder(CtdetConfig(output_size=(128, 128), num_classes=80))
+    >>> t = enc.encode(boxes, classes)   # boxes (N, 4) x1, y1, x2, y2; classes (N,)
+
+    Returned keys (see :func:`centertargets.spec.target_spec`): ``hm`` (C,H,W)
+    f32, ``reg_mask`` (M,) u8, ``ind`` (M,) i64, ``wh`` (M,2) f32 (or
+    ``cat_spec_wh``/``cat_spec_mask`` (M,2C), or ``dense_wh``/``dense_wh_mask``
+    (2,H,W)), ``reg`` (M,2) f32.
+    """
+
+    config: CtdetConfig
+
+    def __init__(self, config: CtdetConfig) -> None:
+        if not isinstance(config, CtdetConfig):
+            raise TypeError(f"config is {type(config).__name__}: expected a CtdetConfig")
+        super().__init__(config)
+
+    def encode(self, boxes: np.ndarray, classes: np.ndarray,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Targets for one sample; see :meth:`encode_with_report`."""
+        return self.encode_with_report(boxes, classes, out=out)[0]
+
+    def encode_with_report(self, boxes: np.ndarray, classes: np.ndarray,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """Targets for one sample, and an :class:`EncodeReport` of what was left out.
+
+        Parameters
+        ----------
+        boxes : (N, 4) float, x1, y1, x2, y2 in output-map pixels.
+        classes : (N,) int in ``[0, num_classes)``.
+        out : optional dict of preallocated buffers (``spec`` shapes and
+            dtypes); they are zeroed and filled, and returned.
+        """
+        cfg = self.config
+        b = _as_boxes(boxes)
+        c = _as_classes(classes, len(b), cfg.num_classes)
+        self._check_overflow(len(b))
+        t = self._outputs(out)
+        stats = np.zeros(K.NSTATS, np.int64)
+        status = np.zeros(len(b), np.int8)
+        off = self._off
+        K.encode_ctdet(
+            b, c, *self._common, *self._tables,
+            t["hm"], t.get("wh", off["f2"]), t.get("reg", off["f2"]), t["ind"], t["reg_mask"],
+            t.get("cat_spec_wh", off["f2"]), t.get("cat_spec_mask", off["u2"]),
+            t.get("dense_wh", off["f3"]), t.get("dense_wh_mask", off["f3"]),
+            "wh" in t, "reg" in t, "cat_spec_wh" in t, "dense_wh" in t,
+            stats, status)
+        return t, EncodeReport(stats, status)
+
+
+class MultiPoseEncoder(_Encoder):
+    """CenterNet multi-person pose targets from boxes and keypoints in output-map pixels.
+
+    >>> enc = MultiPoseEncoder(MultiPoseConfig(output_size=(128, 128), num_joints=17))
+    >>> t = enc.encode(boxes, keypoints)   # boxes (N, 4); keypoints (N, J, 3) x, y, v
+
+    Returned keys: ``hm`` (C,H,W), ``reg_mask`` (M,), ``ind`` (M,), ``wh``
+    (M,2), ``hps``/``hps_mask`` (M,2J) (or ``dense_hps``/``dense_hps_mask``
+    (2J,H,W)), ``reg`` (M,2), ``hm_hp`` (J,H,W), ``hp_offset`` (M*J,2),
+    ``hp_ind``/``hp_mask`` (M*J,).
+    """
+
+    config: MultiPoseConfig
+
+    def __init__(self, config: MultiPoseConfig) -> None:
+        if not isinstance(config, MultiPoseConfig):
+            raise TypeError(f"config is {type(config).__name__}: expected a MultiPoseConfig")
+        super().__init__(config)
+
+    def encode(self, boxes: np.ndarray, keypoints: np.ndarray, classes: np.ndarray | None = None,
+               *, rotated: bool = False,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Targets for one sample; see :meth:`encode_with_report`."""
+        return self.encode_with_report(boxes, keypoints, classes, rotated=rotated, out=out)[0]
+
+    def encode_with_report(self, boxes: np.ndarray, keypoints: np.ndarray,
+                           classes: np.ndarray | None = None, *, rotated: bool = False,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """Targets for one sample, and an :class:`EncodeReport` of what was left out.
+
+        Parameters
+        ----------
+        boxes : (N, 4) float, x1, y1, x2, y2 in output-map pixels.
+        keypoints : (N, J, 3) float, x, y in output-map pixels and COCO
+            visibility v (0 not labelled, 1 occluded, 2 visible).
+        classes : (N,) int, or None when ``num_classes == 1``.
+        rotated : the sample was rotated.  With ``rotation="centernet"`` this
+            reproduces upstream: degenerate boxes are still encoded, ``hm`` is
+            0.9999 everywhere and ``reg_mask``/``hps_mask`` are zeroed.
+            Ignored with ``rotation="corners"``.
+        out : optional dict of preallocated buffers, zeroed and filled.
+        """
+        cfg = self.config
+        b = _as_boxes(boxes)
+        kp = _as_keypoints(keypoints, len(b), cfg.num_joints)
+        c = _as_classes(classes, len(b), cfg.num_classes)
+        self._check_overflow(len(b))
+        t = self._outputs(out)
+        stats = np.zeros(K.NSTATS, np.int64)
+        status = np.zeros(len(b), np.int8)
+        off = self._off
+        quirk = bool(rotated) and cfg.rotation == "centernet"
+        K.encode_multi_pose(
+            b, c, kp, *self._common,
+            K.NOKPS_IGNORE if cfg.no_keypoints == "ignore" else K.NOKPS_CENTERNET,
+            cfg.occluded_joints == "ignore_in_hm_hp", quirk, *self._tables,
+            t["hm"], t["wh"], t.get("reg", off["f2"]), t["ind"], t["reg_mask"],
+            t.get("hps", off["f2"]), t.get("hps_mask", off["u2"]), t.get("hm_hp", off["f3"]),
+            t.get("hp_offset", off["f2"]), t.get("hp_ind", off["i1"]),
+            t.get("hp_mask", off["i1"]),
+            t.get("dense_hps", off["f3"]), t.get("dense_hps_mask", off["f3"]),
+            "reg" in t, "hps" in t, "hm_hp" in t, "hp_offset" in t, "dense_hps" in t,
+            stats, status)
+        return t, EncodeReport(stats, status)
+
+
+def make_encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:
+    """The encoder for ``config``'s task."""
+    if isinstance(config, MultiPoseConfig):
+        return MultiPoseEncoder(config)
+    return CtdetEncoder(config)

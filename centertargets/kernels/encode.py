@@ -1,0 +1,279 @@
+"""Fused per-sample encoders: every target of one sample in one pass.
+
+Inputs are already in output-map pixel coordinates (float32).  All output
+arrays are preallocated and zeroed by the caller; heads that are switched off
+are passed as empty arrays with their ``write_*`` flag False, so each encoder
+compiles to a single signature.
+
+``stats`` (int64, ``NSTATS``) and ``status`` (int8, one per input object)
+tell the caller what was left out; see ``centertargets.encoders.EncodeReport``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+from .gaussian import (draw_dense_reg, draw_elliptic, draw_msra, draw_umich_unit, get_patch,
+                       get_patch32, object_radius)
+
+# heat_kind codes
+HEAT_UMICH = 0
+HEAT_MSRA = 1
+HEAT_ELLIPTIC = 2
+
+# indices into ``stats``
+S_INPUT = 0            # objects given
+S_CONSIDERED = 1       # objects within max_objs
+S_ENCODED = 2          # objects written to the heatmap
+S_DROPPED = 3          # objects beyond max_objs
+S_DEGENERATE = 4       # boxes with zero width or height after clipping to the map
+S_COLLISIONS = 5       # centres landing on a pixel already holding another peak of the class
+S_NO_KEYPOINTS = 6     # persons without any labelled keypoint (multi_pose)
+S_KPS_LABELLED = 7     # labelled (v > 0) keypoints of considered, non-degenerate persons
+S_KPS_ENCODED = 8      # of those, inside the output map
+S_KPS_OUTSIDE = 9      # of those, outside the output map
+NSTATS = 10
+
+# values of ``status``
+ST_ENCODED = 0
+ST_DROPPED = 1
+ST_DEGENERATE = 2
+ST_NO_KEYPOINTS = 3
+
+# MultiPoseConfig.no_keypoints codes
+NOKPS_CENTERNET = 0
+NOKPS_IGNORE = 1
+
+
+@jit
+def _clip32(v: np.float32, hi: int) -> np.float32:
+    if v < 0:
+        return np.float32(0.0)
+    if v > hi:
+        return np.float32(hi)
+    return v
+
+
+@jit
+def _draw_peak(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h, p32):
+    """An object centre: umich (patch ``p32`` of ``radius``), msra or elliptic."""
+    if heat_kind == HEAT_MSRA:
+        draw_msra(hm2d, float(cx), float(cy), msra_sigma, msra)
+    elif heat_kind == HEAT_ELLIPTIC:
+        rx = max(0, int(elliptic_alpha * w / 2.0))
+        ry = max(0, int(elliptic_alpha * h / 2.0))
+        draw_elliptic(hm2d, cx, cy, rx, ry, 1.0)
+    else:
+        draw_umich_unit(hm2d, cx, cy, radius, p32)
+
+
+@jit
+def _draw_point(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, p32):
+    """A joint (or dense mask): msra, else the umich patch ``p32`` (elliptic has no joint form)."""
+    if heat_kind == HEAT_MSRA:
+        draw_msra(hm2d, float(cx), float(cy), msra_sigma, msra)
+    else:
+        draw_umich_unit(hm2d, cx, cy, radius, p32)
+
+
+@jit
+def encode_ctdet(boxes, classes,
+                 heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius, elliptic_alpha,
+                 table, table32,
+                 hm, wh, reg, ind, reg_mask, cat_spec_wh, cat_spec_mask, dense_wh, dense_wh_mask,
+                 write_wh, write_reg, write_cat_spec, write_dense,
+                 stats, status):
+    """CenterNet ``CTDetDataset`` targets for one sample.
+
+    boxes float32 (N, 4) x1, y1, x2, y2 in output pixels; classes int64 (N,).
+    Outputs: hm (C, H, W), wh/reg (M, 2), ind (M,), reg_mask (M,),
+    cat_spec_wh/cat_spec_mask (M, 2C), dense_wh/dense_wh_mask (2, H, W).
+    """
+    n = boxes.shape[0]
+    C, H, W = hm.shape
+    M = ind.shape[0]
+    nobj = min(n, M)
+    stats[S_INPUT] = n
+    stats[S_CONSIDERED] = nobj
+    stats[S_DROPPED] = n - nobj
+    for k in range(nobj, n):
+        status[k] = ST_DROPPED
+    value = np.zeros(2, dtype=np.float32)
+    for k in range(nobj):
+        x1 = _clip32(boxes[k, 0], W - 1)
+        y1 = _clip32(boxes[k, 1], H - 1)
+        x2 = _clip32(boxes[k, 2], W - 1)
+        y2 = _clip32(boxes[k, 3], H - 1)
+        h = y2 - y1
+        w = x2 - x1
+        if not (h > 0 and w > 0):
+            status[k] = ST_DEGENERATE
+            stats[S_DEGENERATE] += 1
+            continue
+        cls = classes[k]
+        if heat_kind == HEAT_MSRA:
+            radius = int(msra_sigma)
+        else:
+            radius = object_radius(h, w, radius_formula, min_overlap, min_radius)
+        ctx = (x1 + x2) / np.float32(2.0)
+        cty = (y1 + y2) / np.float32(2.0)
+        cx = int(ctx)
+        cy = int(cty)
+        if hm[cls, cy, cx] == 1.0:
+            stats[S_COLLISIONS] += 1
+        _draw_peak(hm[cls], cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h,
+                   get_patch32(radius, table32))
+        if write_wh:
+            wh[k, 0] = w
+            wh[k, 1] = h
+        ind[k] = cy * W + cx
+        if write_reg:
+            reg[k, 0] = ctx - cx
+            reg[k, 1] = cty - cy
+        reg_mask[k] = 1
+        if write_cat_spec:
+            cat_spec_wh[k, 2 * cls] = w
+            cat_spec_wh[k, 2 * cls + 1] = h
+            cat_spec_mask[k, 2 * cls] = 1
+            cat_spec_mask[k, 2 * cls + 1] = 1
+        if write_dense:
+            value[0] = w
+            value[1] = h
+            draw_dense_reg(dense_wh, hm, -1, cx, cy, value, radius, False,
+                           get_patch(radius, table))
+        status[k] = ST_ENCODED
+        stats[S_ENCODED] += 1
+    if write_dense:
+        for y in range(H):
+            for x in range(W):
+                m = hm[0, y, x]
+                for c in range(1, C):
+                    if hm[c, y, x] > m:
+                        m = hm[c, y, x]
+                dense_wh_mask[0, y, x] = m
+                dense_wh_mask[1, y, x] = m
+
+
+@jit
+def encode_multi_pose(boxes, classes, kps,
+                      heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius,
+                      elliptic_alpha, no_keypoints, ignore_occluded_in_hm_hp, rotated_quirk,
+                      table, table32,
+                      hm, wh, reg, ind, reg_mask, hps, hps_mask, hm_hp, hp_offset, hp_ind,
+                      hp_mask, dense_hps, dense_hps_mask,
+                      write_reg, write_hps, write_hm_hp, write_hp_offset, write_dense,
+                      stats, status):
+    """CenterNet ``MultiPoseDataset`` targets for one sample.
+
+    boxes float32 (N, 4) in output pixels; classes int64 (N,); kps float32
+    (N, J, 3) with x, y in output pixels and v the COCO visibility.
+    Outputs: hm (C, H, W), wh/reg (M, 2), ind/reg_mask (M,), hps/hps_mask
+    (M, 2J), hm_hp (J, H, W), hp_offset (M*J, 2), hp_ind/hp_mask (M*J,),
+    dense_hps/dense_hps_mask (2J, H, W).
+
+    ``rotated_quirk``: the sample was rotated and CenterNet's behaviour is
+    wanted, so degenerate boxes are still encoded, and at the end ``hm`` is
+    set to 0.9999 everywhere and ``reg_mask``/``hps_mask`` are zeroed.
+    """
+    n = boxes.shape[0]
+    J = kps.shape[1]
+    C, H, W = hm.shape
+    M = ind.shape[0]
+    nobj = min(n, M)
+    stats[S_INPUT] = n
+    stats[S_CONSIDERED] = nobj
+    stats[S_DROPPED] = n - nobj
+    for k in range(nobj, n):
+        status[k] = ST_DROPPED
+    value = np.zeros(2, dtype=np.float32)
+    for k in range(nobj):
+        x1 = _clip32(boxes[k, 0], W - 1)
+        y1 = _clip32(boxes[k, 1], H - 1)
+        x2 = _clip32(boxes[k, 2], W - 1)
+        y2 = _clip32(boxes[k, 3], H - 1)
+        h = y2 - y1
+        w = x2 - x1
+        if not ((h > 0 and w > 0) or rotated_quirk):
+            status[k] = ST_DEGENERATE
+            stats[S_DEGENERATE] += 1
+            continue
+        cls = classes[k]
+        if heat_kind == HEAT_MSRA:
+            radius = int(msra_sigma)
+        else:
+            radius = object_radius(h, w, radius_formula, min_overlap, min_radius)
+        ctx = (x1 + x2) / np.float32(2.0)
+        cty = (y1 + y2) / np.float32(2.0)
+        cx = int(ctx)
+        cy = int(cty)
+        wh[k, 0] = w
+        wh[k, 1] = h
+        ind[k] = cy * W + cx
+        if write_reg:
+            reg[k, 0] = ctx - cx
+            reg[k, 1] = cty - cy
+        reg_mask[k] = 1
+        status[k] = ST_ENCODED
+        stats[S_ENCODED] += 1
+
+        p32 = get_patch32(radius, table32)
+        already_peak = hm[cls, cy, cx] == 1.0
+        if already_peak:
+            stats[S_COLLISIONS] += 1
+        vsum = np.float32(0.0)
+        for j in range(J):
+            vsum += kps[k, j, 2]
+        no_kps = vsum == 0
+        if no_kps:
+            stats[S_NO_KEYPOINTS] += 1
+            status[k] = ST_NO_KEYPOINTS
+            reg_mask[k] = 0
+            if no_keypoints == NOKPS_CENTERNET:
+                hm[cls, cy, cx] = np.float32(0.9999)
+
+        for j in range(J):
+            v = kps[k, j, 2]
+            if not v > 0:
+                continue
+            stats[S_KPS_LABELLED] += 1
+            px = kps[k, j, 0]
+            py = kps[k, j, 1]
+            if not (px >= 0 and px < W and py >= 0 and py < H):
+                stats[S_KPS_OUTSIDE] += 1
+                continue
+            stats[S_KPS_ENCODED] += 1
+            if write_hps:
+                hps[k, 2 * j] = px - cx
+                hps[k, 2 * j + 1] = py - cy
+                hps_mask[k, 2 * j] = 1
+                hps_mask[k, 2 * j + 1] = 1
+            pix = int(px)
+            piy = int(py)
+            if write_hp_offset:
+                hp_offset[k * J + j, 0] = px - pix
+                hp_offset[k * J + j, 1] = py - piy
+                hp_ind[k * J + j] = piy * W + pix
+                hp_mask[k * J + j] = 1
+            if write_dense:
+                # before the centre Gaussian of this person, as upstream
+                value[0] = px - cx
+                value[1] = py - cy
+                draw_dense_reg(dense_hps[2 * j:2 * j + 2], hm, cls, cx, cy, value, radius, True,
+                               get_patch(radius, table))
+                _draw_point(dense_hps_mask[2 * j], cx, cy, radius, heat_kind, msra_sigma, msra, p32)
+            if write_hm_hp and not (ignore_occluded_in_hm_hp and v == 1):
+                _draw_point(hm_hp[j], pix, piy, radius, heat_kind, msra_sigma, msra, p32)
+
+        _draw_peak(hm[cls], cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h, p32)
+        if no_kps and no_keypoints == NOKPS_IGNORE and not already_peak:
+            hm[cls, cy, cx] = np.float32(0.9999)
+
+    if write_dense:
+        for j in range(J):
+            dense_hps_mask[2 * j + 1, :, :] = dense_hps_mask[2 * j, :, :]
+    if rotated_quirk:
+        hm[:, :, :] = np.float32(0.9999)
+        reg_mask[:] = 0
+        if write_hps:
+            hps_mask[:, :] = 0
