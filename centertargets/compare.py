@@ -164,11 +164,53 @@ def _check_affine(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
 
 
 def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
-    return FixtureResult(name, False, reason="loss fixtures are not supported yet")
+    import torch
+
+    from losses import LossOptions, make_loss
+
+    from .compat.centernet import config_from_loss_fixture
+
+    opts = meta["options"]
+    targets = {k[len("target_"):]: v for k, v in arrays.items() if k.startswith("target_")}
+    outputs = {k[len("output_"):]: torch.from_numpy(v) for k, v in arrays.items()
+               if k.startswith("output_")}
+    config = config_from_loss_fixture(meta["task"], opts, targets)
+    options = LossOptions(**{k: opts[k] for k in ("hm_weight", "wh_weight", "off_weight",
+                                                  "hp_weight", "hm_hp_weight", "reg_loss",
+                                                  "norm_wh") if k in opts})
+    batch = {k: torch.from_numpy(v) for k, v in targets.items()}
+    with torch.no_grad():
+        _, stats = make_loss(config, options)(outputs, batch)
+    expected = meta["loss_stats"]
+    for key in sorted(expected):
+        want = float(expected[key])
+        if key not in stats:
+            return FixtureResult(name, False, key, float("inf"), "stat not computed")
+        got = float(stats[key])
+        diff = abs(got - want)
+        if not diff <= LOSS_RTOL * abs(want) + 1e-12:
+            return FixtureResult(name, False, key, diff, f"got {got:.9g}, expected {want:.9g}")
+    return FixtureResult(name, True)
 
 
 def _check_decode(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
-    return FixtureResult(name, False, reason="decode fixtures are not supported yet")
+    import torch
+
+    from .decode import ctdet_decode, multi_pose_decode
+
+    t = {k: torch.from_numpy(v) for k, v in arrays.items() if k != "detections"}
+    K = int(meta["K"])
+    with torch.no_grad():
+        if meta["kind"] == "ctdet_decode":
+            dets = ctdet_decode(t["heat"], t["wh"], t.get("reg"),
+                                cat_spec_wh=bool(meta.get("cat_spec_wh", False)), K=K)
+        else:
+            dets = multi_pose_decode(t["heat"], t["wh"], t["kps"], t.get("reg"),
+                                     t.get("hm_hp") if meta.get("hm_hp", False) else None,
+                                     t.get("hp_offset") if meta.get("hp_offset", False) else None,
+                                     K=K)
+    return compare_arrays(name, {"detections": arrays["detections"]},
+                          {"detections": dets.numpy()}, atol=DECODE_ATOL, rtol=0.0)
 
 
 _BY_KIND: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], FixtureResult]] = {

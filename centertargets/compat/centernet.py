@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..config import CtdetConfig, MultiPoseConfig
+from ..config import COCO_FLIP_IDX, CtdetConfig, MultiPoseConfig
 from ..encoders import CtdetEncoder, EncodeReport, MultiPoseEncoder
 from ..pipeline import AugmentParams, annotations_to_output
 
@@ -45,6 +45,21 @@ def config_from_meta(meta: Mapping[str, Any]) -> CtdetConfig | MultiPoseConfig:
             flip_idx=tuple(tuple(p) for p in meta.get("flip_idx", ())),
             **common)
     raise ValueError(f"meta['task']={task!r}: expected 'ctdet' or 'multi_pose'")
+
+
+def config_from_loss_fixture(task: str, options: Mapping[str, Any],
+                             targets: Mapping[str, np.ndarray]) -> CtdetConfig | MultiPoseConfig:
+    """The config of a loss fixture's batch: sizes from the targets' shapes, heads from options."""
+    B, C, H, W = targets["hm"].shape
+    meta: dict[str, Any] = {"task": task, "options": dict(options), "output_w": W,
+                            "output_h": H, "num_classes": C, "max_objs": targets["ind"].shape[1]}
+    if task == "multi_pose":
+        if "hps" in targets:
+            meta["num_joints"] = targets["hps"].shape[2] // 2
+        else:
+            meta["num_joints"] = targets["dense_hps"].shape[1] // 2
+        meta["flip_idx"] = [] if meta["num_joints"] != 17 else [list(p) for p in COCO_FLIP_IDX]
+    return config_from_meta(meta)
 
 
 def sample_inputs(meta: Mapping[str, Any]) -> dict[str, Any]:

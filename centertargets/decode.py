@@ -1,0 +1,223 @@
+"""Decoders: network outputs -> detections (torch, imported lazily).
+
+CenterNet's post-processing: 3x3 max-pool NMS keeps local maxima of the
+heatmap, the top K peaks over all classes become detections, each reading
+its size, offset and (pose) joint vectors at its pixel.  Coordinates come
+out in OUTPUT-map pixels; :func:`to_image` maps them back through the
+inverse affine transform.  Dimensions: B batch, C classes, J joints, K peaks.
+
+``import centertargets`` does not import torch; importing this module does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+    from .config import CtdetConfig, MultiPoseConfig
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def nms(heat: "Tensor", kernel: int = 3) -> "Tensor":
+    """Zero every pixel that is not the maximum of its ``kernel x kernel`` window; (B, C, H, W)."""
+    torch = _torch()
+    pad = (kernel - 1) // 2
+    hmax = torch.nn.functional.max_pool2d(heat, (kernel, kernel), stride=1, padding=pad)
+    return heat * (hmax == heat).to(heat.dtype)
+
+
+def gather_feat(feat: "Tensor", ind: "Tensor") -> "Tensor":
+    """``feat`` (B, N, D) rows at ``ind`` (B, K) -> (B, K, D)."""
+    return feat.gather(1, ind.unsqueeze(2).expand(ind.shape[0], ind.shape[1], feat.shape[2]))
+
+
+def transpose_and_gather(feat: "Tensor", ind: "Tensor") -> "Tensor":
+    """Map ``feat`` (B, D, H, W) read at flat pixel indices ``ind`` (B, K) -> (B, K, D)."""
+    B, D = feat.shape[:2]
+    return feat.reshape(B, D, -1).gather(2, ind.unsqueeze(1).expand(B, D, ind.shape[1])) \
+        .transpose(1, 2)
+
+
+def topk_channel(scores: "Tensor", K: int) -> tuple["Tensor", "Tensor", "Tensor", "Tensor"]:
+    """Top K per channel: ``(scores, flat index, y, x)``, each (B, C, K)."""
+    torch = _torch()
+    B, C, H, W = scores.shape
+    s, inds = torch.topk(scores.reshape(B, C, -1), K)
+    inds = inds % (H * W)
+    return s, inds, (inds // W).float(), (inds % W).float()
+
+
+def topk(scores: "Tensor", K: int) -> tuple["Tensor", "Tensor", "Tensor", "Tensor", "Tensor"]:
+    """CenterNet's two-stage top K: per class, then over classes.
+
+    Returns ``(scores, flat index, class, y, x)``, each (B, K).
+    """
+    torch = _torch()
+    B, C, H, W = scores.shape
+    if K > H * W:
+        raise ValueError(f"K={K}: expected at most H*W={H * W} peaks per class")
+    s, inds, ys, xs = topk_channel(scores, K)
+    score, ind = torch.topk(s.reshape(B, -1), K)
+    clses = ind // K
+    inds = gather_feat(inds.reshape(B, -1, 1), ind).reshape(B, K)
+    ys = gather_feat(ys.reshape(B, -1, 1), ind).reshape(B, K)
+    xs = gather_feat(xs.reshape(B, -1, 1), ind).reshape(B, K)
+    return score, inds, clses, ys, xs
+
+
+def ctdet_decode(heat: "Tensor", wh: "Tensor", reg: "Tensor | None" = None,
+                 cat_spec_wh: bool = False, K: int = 100) -> "Tensor":
+    """CenterNet's ``ctdet_decode``.
+
+    ``heat`` (B, C, H, W) probabilities (sigmoid already applied), ``wh``
+    (B, 2 or 2C, H, W), ``reg`` (B, 2, H, W) or None (centres at pixel + 0.5).
+    Returns (B, K, 6): ``x1, y1, x2, y2, score, class`` in output pixels.
+    """
+    torch = _torch()
+    B, C, H, W = heat.shape
+    heat = nms(heat)
+    scores, inds, clses, ys, xs = topk(heat, K)
+    if reg is not None:
+        r = transpose_and_gather(reg, inds)
+        xs = xs.unsqueeze(2) + r[..., 0:1]
+        ys = ys.unsqueeze(2) + r[..., 1:2]
+    else:
+        xs = xs.unsqueeze(2) + 0.5
+        ys = ys.unsqueeze(2) + 0.5
+    size = transpose_and_gather(wh, inds)
+    if cat_spec_wh:
+        size = size.reshape(B, K, C, 2).gather(
+            2, clses.reshape(B, K, 1, 1).expand(B, K, 1, 2).long()).reshape(B, K, 2)
+    half_w, half_h = size[..., 0:1] / 2, size[..., 1:2] / 2
+    boxes = torch.cat([xs - half_w, ys - half_h, xs + half_w, ys + half_h], dim=2)
+    return torch.cat([boxes, scores.unsqueeze(2), clses.unsqueeze(2).float()], dim=2)
+
+
+def multi_pose_decode(heat: "Tensor", wh: "Tensor", kps: "Tensor", reg: "Tensor | None" = None,
+                      hm_hp: "Tensor | None" = None, hp_offset: "Tensor | None" = None,
+                      K: int = 100, hm_hp_thresh: float = 0.1) -> "Tensor":
+    """CenterNet's ``multi_pose_decode``.
+
+    ``heat`` (B, C, H, W) and ``hm_hp`` (B, J, H, W) probabilities; ``kps``
+    (B, 2J, H, W) joint vectors from the integer centre; ``wh``, ``reg``,
+    ``hp_offset`` (B, 2, H, W).  Each regressed joint snaps to the nearest
+    ``hm_hp`` peak (score > ``hm_hp_thresh``) if that peak lies inside the box
+    and within 0.3 x the box's longer side; otherwise the regression stays.
+    Returns (B, K, 4 + 1 + 2J + 1): box, score, joints ``x0, y0, x1, ...``, class.
+    """
+    torch = _torch()
+    B, C, H, W = heat.shape
+    J = kps.shape[1] // 2
+    heat = nms(heat)
+    scores, inds, clses, ys, xs = topk(heat, K)
+    joints = transpose_and_gather(kps, inds).reshape(B, K, J, 2)
+    joints = joints + torch.stack([xs, ys], dim=2).unsqueeze(2)
+    if reg is not None:
+        r = transpose_and_gather(reg, inds)
+        cx, cy = xs.unsqueeze(2) + r[..., 0:1], ys.unsqueeze(2) + r[..., 1:2]
+    else:
+        cx, cy = xs.unsqueeze(2) + 0.5, ys.unsqueeze(2) + 0.5
+    size = transpose_and_gather(wh, inds)
+    half_w, half_h = size[..., 0:1] / 2, size[..., 1:2] / 2
+    boxes = torch.cat([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=2)
+    if hm_hp is not None:
+        joints = _snap_to_joint_peaks(joints, boxes, nms(hm_hp), hp_offset, K, hm_hp_thresh)
+    return torch.cat([boxes, scores.unsqueeze(2), joints.reshape(B, K, 2 * J),
+                      clses.unsqueeze(2).float()], dim=2)
+
+
+def _snap_to_joint_peaks(joints: "Tensor", boxes: "Tensor", hm_hp: "Tensor",
+                         hp_offset: "Tensor | None", K: int, thresh: float) -> "Tensor":
+    torch = _torch()
+    B, _, J, _ = joints.shape
+    reg_kps = joints.permute(0, 2, 1, 3).unsqueeze(3).expand(B, J, K, K, 2)   # B J K(det) K 2
+    hm_score, hm_inds, hm_ys, hm_xs = topk_channel(hm_hp, K)                    # B J K
+    if hp_offset is not None:
+        off = transpose_and_gather(hp_offset, hm_inds.reshape(B, -1)).reshape(B, J, K, 2)
+        hm_xs = hm_xs + off[..., 0]
+        hm_ys = hm_ys + off[..., 1]
+    else:
+        hm_xs = hm_xs + 0.5
+        hm_ys = hm_ys + 0.5
+    keep = (hm_score > thresh).to(hm_score.dtype)
+    hm_score = (1 - keep) * -1 + keep * hm_score
+    hm_ys = (1 - keep) * (-10000) + keep * hm_ys
+    hm_xs = (1 - keep) * (-10000) + keep * hm_xs
+    hm_kps = torch.stack([hm_xs, hm_ys], dim=-1).unsqueeze(2).expand(B, J, K, K, 2)
+    dist = ((reg_kps - hm_kps) ** 2).sum(dim=4) ** 0.5
+    min_dist, min_ind = dist.min(dim=3)                                         # B J K
+    hm_score = hm_score.gather(2, min_ind).unsqueeze(-1)
+    min_dist = min_dist.unsqueeze(-1)
+    hm_kps = hm_kps.gather(3, min_ind.reshape(B, J, K, 1, 1).expand(B, J, K, 1, 2)) \
+        .reshape(B, J, K, 2)
+    l = boxes[:, :, 0].reshape(B, 1, K, 1)
+    t = boxes[:, :, 1].reshape(B, 1, K, 1)
+    r = boxes[:, :, 2].reshape(B, 1, K, 1)
+    b = boxes[:, :, 3].reshape(B, 1, K, 1)
+    reject = (hm_kps[..., 0:1] < l) | (hm_kps[..., 0:1] > r) | (hm_kps[..., 1:2] < t) | \
+             (hm_kps[..., 1:2] > b) | (hm_score < thresh) | \
+             (min_dist > (torch.max(b - t, r - l) * 0.3))
+    reject = reject.to(joints.dtype).expand(B, J, K, 2)
+    snapped = (1 - reject) * hm_kps + reject * joints.permute(0, 2, 1, 3)
+    return snapped.permute(0, 2, 1, 3)
+
+
+def to_image(points: np.ndarray, center: Sequence[float], scale: float | Sequence[float],
+             output_size: Sequence[int]) -> np.ndarray:
+    """Output-map points (..., 2) back to image pixels (CenterNet's ``transform_preds``).
+
+    ``center``/``scale`` are the sample's ``c``/``s``; ``output_size`` (w, h).
+    Use it on ``dets[..., [0, 1]]``, ``dets[..., [2, 3]]`` and the joints.
+    """
+    from .geometry import get_affine_transform, transform_points
+
+    inv = get_affine_transform(np.asarray(center, np.float32), scale if np.ndim(scale) == 0
+                               else np.asarray(scale, np.float32), 0, list(output_size), inv=True)
+    return transform_points(points, inv)
+
+
+class _Decoder:
+    def __init__(self, config: "CtdetConfig | MultiPoseConfig", K: int = 100,
+                 apply_sigmoid: bool = True) -> None:
+        self.config, self.K, self.apply_sigmoid = config, K, apply_sigmoid
+
+    def _heat(self, x: "Tensor") -> "Tensor":
+        return _torch().sigmoid(x) if self.apply_sigmoid else x
+
+
+class CtdetDecoder(_Decoder):
+    """Decode ctdet head outputs with the config's heads: ``dec(outputs) -> (B, K, 6)``.
+
+    ``outputs`` holds logits (``apply_sigmoid=True``, the default) or, with
+    ``apply_sigmoid=False``, probabilities (``heatmap="msra"`` outputs are
+    regressed, not logits).
+    """
+
+    def __call__(self, outputs: dict) -> "Tensor":
+        cfg = self.config
+        return ctdet_decode(self._heat(outputs["hm"]) if cfg.heatmap != "msra" else outputs["hm"],
+                            outputs["wh"], outputs.get("reg") if cfg.reg_offset else None,
+                            cat_spec_wh=cfg.cat_spec_wh, K=self.K)
+
+
+class MultiPoseDecoder(_Decoder):
+    """Decode multi_pose head outputs with the config's heads: ``dec(outputs) -> (B, K, 6 + 2J)``."""
+
+    def __call__(self, outputs: dict) -> "Tensor":
+        cfg = self.config
+        hm_hp = None
+        if cfg.hm_hp:
+            hm_hp = outputs["hm_hp"] if cfg.heatmap == "msra" else self._heat(outputs["hm_hp"])
+        return multi_pose_decode(self._heat(outputs["hm"]), outputs["wh"], outputs["hps"],
+                                 outputs.get("reg") if cfg.reg_offset else None, hm_hp,
+                                 outputs.get("hp_offset") if cfg.reg_hp_offset else None,
+                                 K=self.K)

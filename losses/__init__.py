@@ -1,0 +1,18 @@
+"""Torch side of centertargets: CenterNet's losses, built from the encoders' configs.
+
+Functional first (:mod:`losses.functional`), thin modules second
+(:mod:`losses.modules`), and the task losses :class:`CtdetLoss` /
+:class:`MultiPoseLoss` that take the same config as the encoder.
+"""
+
+from . import functional
+from .centernet import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
+from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, FocalLoss,
+                      FocalLossWithLogits, MSELoss, NormRegL1Loss, RegL1Loss, RegLoss,
+                      RegWeightedL1Loss)
+
+__all__ = [
+    "functional", "CtdetLoss", "MultiPoseLoss", "LossOptions", "make_loss", "FocalLoss",
+    "CenterNetFocalLossWithLogits", "FocalLossWithLogits", "FastFocalLoss", "RegL1Loss",
+    "RegWeightedL1Loss", "NormRegL1Loss", "RegLoss", "DenseL1Loss", "MSELoss",
+]

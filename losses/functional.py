@@ -1,0 +1,313 @@
+"""Functional CenterNet losses (torch).  Shapes: B batch, C channels, H x W map, M slots.
+
+Which loss supervises which target, and why the masks differ:
+
+* ``hm`` / ``hm_hp`` heatmaps: the penalty-reduced focal loss.  A pixel with
+  target exactly 1 is a positive and costs ``-log(p) (1-p)^2``; every other
+  pixel is a negative costing ``-log(1-p) p^2 (1-gt)^4``.  The ``(1-p)^2`` /
+  ``p^2`` factors are what "easy" and "hard" mean: a positive already
+  predicted near 1, or a negative near 0, is easy and its loss is scaled
+  down towards 0; a confident mistake is hard and keeps almost its full
+  log-loss.  ``(1-gt)^4`` forgives negatives close to a centre (inside the
+  Gaussian), where a near-miss is not really wrong.  The sum is divided by
+  the number of positives (objects), or taken alone when there are none.
+* ``wh``, ``reg`` (per object), ``hp_offset`` (per joint): :func:`reg_l1_loss`,
+  the network map is read at ``ind`` and compared where the per-slot mask
+  (``reg_mask``, ``hp_mask``) is 1; the sum is divided by the number of
+  masked *coordinates*, i.e. 2 x objects.
+* ``hps`` (joint vectors): :func:`reg_weighted_l1_loss` with ``hps_mask``,
+  which is per *coordinate* (M, 2J) because each person has some joints
+  labelled and inside the map and others not; a per-object mask could not
+  say which of the 2J numbers to supervise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._focal_kernel import P_MAX, P_MIN, focal_value_and_grad
+
+__all__ = [
+    "clamped_sigmoid", "transpose_and_gather", "focal_loss", "centernet_focal_loss_with_logits",
+    "focal_loss_with_logits", "fast_focal_loss_with_logits", "reg_l1_loss",
+    "reg_weighted_l1_loss", "norm_reg_l1_loss", "reg_smooth_l1_loss", "dense_l1_loss",
+    "mse_loss", "reduce_num_pos",
+]
+
+
+def clamped_sigmoid(x: Tensor) -> Tensor:
+    """CenterNet's ``_sigmoid``: ``clamp(sigmoid(x), 1e-4, 1 - 1e-4)`` (not in place)."""
+    return torch.clamp(torch.sigmoid(x), min=P_MIN, max=P_MAX)
+
+
+def transpose_and_gather(feat: Tensor, ind: Tensor) -> Tensor:
+    """Read a map at flat indices: ``feat`` (B, C, H, W), ``ind`` (B, M) int -> (B, M, C).
+
+    Same values as CenterNet's ``_transpose_and_gather_feat`` without
+    permuting and copying the whole map.
+    """
+    if feat.dim() != 4 or ind.dim() != 2 or feat.shape[0] != ind.shape[0]:
+        raise ValueError(f"feat {tuple(feat.shape)} and ind {tuple(ind.shape)}: expected "
+                         "(B, C, H, W) and (B, M) with the same B")
+    B, C = feat.shape[:2]
+    idx = ind.long().unsqueeze(1).expand(B, C, ind.shape[1])
+    return feat.reshape(B, C, -1).gather(2, idx).transpose(1, 2)
+
+
+def reduce_num_pos(num_pos: Tensor, distributed: bool) -> Tensor:
+    """The positive count used for normalising.
+
+    With ``distributed=True`` and an initialised ``torch.distributed`` group,
+    the count is summed over ranks and divided by the world size, so that
+    the gradients DDP averages over ranks equal the gradient of the global
+    sum over the global number of positives.  Otherwise returned unchanged.
+    """
+    if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
+        num_pos = num_pos.detach().clone()
+        torch.distributed.all_reduce(num_pos)
+        num_pos = num_pos / torch.distributed.get_world_size()
+    return num_pos
+
+
+def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
+               distributed: bool = False) -> Tensor:
+    """CenterNet's penalty-reduced focal loss on probabilities ``pred`` (B, C, H, W).
+
+    ``-(sum_pos log(p)(1-p)^a + sum_neg log(1-p) p^a (1-gt)^b) / num_pos``,
+    positives where ``gt == 1``, negatives where ``gt < 1``; with no positive,
+    the negative sum alone.  ``pred`` must lie in (0, 1) (CenterNet clamps it
+    to ``[1e-4, 1 - 1e-4]``).  Computed in float32 at least.
+    """
+    _same_shape("pred", pred, "gt", gt)
+    pred = _at_least_f32(pred)
+    gt = gt.to(pred.dtype)
+    pos = gt.eq(1)
+    neg = gt.lt(1)
+    pos_loss = torch.where(pos, torch.log(pred) * torch.pow(1 - pred, alpha), 0.0).sum()
+    neg_loss = torch.where(neg, torch.log(1 - pred) * torch.pow(pred, alpha)
+                           * torch.pow(1 - gt, beta), 0.0).sum()
+    num_pos = reduce_num_pos(pos.sum().to(pred.dtype), distributed)
+    return -(pos_loss + neg_loss) / num_pos.clamp(min=1.0)
+
+
+class _CenterNetFocal(torch.autograd.Function):
+    """``(sum of focal terms, num_pos)`` of CenterNet's loss on logits, gradient in one pass."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, gt: Tensor, alpha: float, beta: float,  # type: ignore[override]
+                with_pos: bool) -> tuple[Tensor, Tensor]:
+        x = _at_least_f32(logits.detach())
+        g = gt.detach().to(x.dtype)
+        if x.device.type == "cpu":
+            xc = x.contiguous().reshape(-1)
+            gc = g.contiguous().reshape(-1)
+            grad = torch.empty_like(xc)
+            ps, ns, npos = focal_value_and_grad(xc.numpy(), gc.numpy(), grad.numpy(), with_pos,
+                                                float(alpha), float(beta))
+            grad = grad.reshape(x.shape)
+            total = torch.tensor(ps + ns, dtype=x.dtype)
+            num_pos = torch.tensor(npos, dtype=x.dtype)
+        else:
+            total, num_pos, grad = _focal_terms_torch(x, g, alpha, beta, with_pos)
+        ctx.save_for_backward(grad)
+        ctx.in_dtype = logits.dtype
+        ctx.mark_non_differentiable(num_pos)
+        return total, num_pos
+
+    @staticmethod
+    def backward(ctx, d_total: Tensor, _d_num: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors          # -d(term)/dx, per element
+        return (-d_total * grad).to(ctx.in_dtype), None, None, None, None
+
+
+def _focal_terms_torch(x: Tensor, g: Tensor, alpha: float, beta: float, with_pos: bool
+                       ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Same sums and gradient as the CPU kernel, with tensor operations (any device)."""
+    s = torch.sigmoid(x)
+    live = (s >= P_MIN) & (s <= P_MAX)
+    p = s.clamp(P_MIN, P_MAX)
+    q = 1 - p
+    pos = g.eq(1) if with_pos else torch.zeros_like(g, dtype=torch.bool)
+    neg = g.lt(1)
+    lp, lq = torch.log(p), torch.log(q)
+    w = torch.pow(1 - g, beta)
+    pos_term = torch.where(pos, lp * q.pow(alpha), 0.0)
+    neg_term = torch.where(neg, lq * p.pow(alpha) * w, 0.0)
+    d_pos = q.pow(alpha + 1) - alpha * p * q.pow(alpha) * lp
+    d_neg = w * (alpha * p.pow(alpha) * q * lq - p.pow(alpha + 1))
+    d = torch.where(pos, d_pos, torch.where(neg, d_neg, 0.0))
+    grad = torch.where(live, -d, 0.0)
+    return (pos_term + neg_term).sum(), pos.sum().to(x.dtype), grad
+
+
+def centernet_focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0,
+                                     beta: float = 4.0, distributed: bool = False) -> Tensor:
+    """Exactly ``focal_loss(clamped_sigmoid(logits), gt)``, fused and lighter.
+
+    The value and CenterNet's gradient (zero where the clamp is active) are
+    computed in one pass; only the gradient map is kept for backward.  On CPU
+    a numba kernel does the pass; elsewhere tensor operations do.  Half
+    precision inputs are computed in float32.  ``logits``, ``gt``: (B, C, H, W).
+    """
+    _same_shape("logits", logits, "gt", gt)
+    total, num_pos = _CenterNetFocal.apply(logits, gt, alpha, beta, True)
+    num_pos = reduce_num_pos(num_pos, distributed)
+    return -total / num_pos.clamp(min=1.0)
+
+
+def focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
+                           max_logit: float = 50.0, distributed: bool = False) -> Tensor:
+    """The focal loss on logits via log-sigmoid: no probability clamp, finite for any logit.
+
+    ``log p = logsigmoid(x)``, ``log(1-p) = logsigmoid(-x)``.  Where
+    CenterNet's clamp is inactive (``|x| < 9.21``) the value equals
+    :func:`focal_loss` of the clamped sigmoid; beyond, gradients keep
+    flowing instead of stopping at the clamp.  Logits are clamped to
+    ``+-max_logit`` (50: ``sigmoid`` is 1 - 2e-22 there) so that ``+-inf``
+    gives a large finite loss, never inf or NaN.  Computed in float32 for
+    half precision inputs.
+    """
+    _same_shape("logits", logits, "gt", gt)
+    x = _at_least_f32(logits).clamp(-max_logit, max_logit)
+    gt = gt.to(x.dtype)
+    pos = gt.eq(1)
+    neg = gt.lt(1)
+    log_p = F.logsigmoid(x)
+    log_q = F.logsigmoid(-x)
+    p = torch.sigmoid(x)
+    q = torch.sigmoid(-x)
+    pos_loss = torch.where(pos, log_p * q.pow(alpha), 0.0).sum()
+    neg_loss = torch.where(neg, log_q * p.pow(alpha) * (1 - gt).pow(beta), 0.0).sum()
+    num_pos = reduce_num_pos(pos.sum().to(x.dtype), distributed)
+    return -(pos_loss + neg_loss) / num_pos.clamp(min=1.0)
+
+
+def fast_focal_loss_with_logits(logits: Tensor, gt: Tensor, ind: Tensor, mask: Tensor,
+                                cat: Tensor | None = None, alpha: float = 2.0, beta: float = 4.0,
+                                distributed: bool = False) -> Tensor:
+    """Focal loss whose positives come from the object slots instead of ``gt == 1``.
+
+    The negative term is CenterNet's over the whole map (it vanishes at
+    ``gt == 1`` by itself); the positive term reads the logits at each
+    object's centre: class ``cat`` (B, M) (or 0 when None), flat index ``ind``
+    (B, M), where ``mask`` (B, M) is 1.  The count is ``mask.sum()``.  Same
+    value as :func:`centernet_focal_loss_with_logits` whenever every peak of
+    ``gt`` belongs to exactly one masked object (no centre collisions, no
+    CenterNet "no keypoint" persons); no boolean maps are built.
+    """
+    _same_shape("logits", logits, "gt", gt)
+    neg_sum, _ = _CenterNetFocal.apply(logits, gt, alpha, beta, False)
+    B, C = logits.shape[:2]
+    ind = ind.long()
+    flat = ind if cat is None else cat.long() * (logits.shape[2] * logits.shape[3]) + ind
+    x = _at_least_f32(logits).reshape(B, -1).gather(1, flat)
+    p = clamped_sigmoid(x)
+    m = mask.to(torch.bool)
+    pos_sum = torch.where(m, torch.log(p) * (1 - p).pow(alpha), 0.0).sum()
+    num_pos = reduce_num_pos(m.sum().to(x.dtype), distributed)
+    return -(pos_sum + neg_sum) / num_pos.clamp(min=1.0)
+
+
+def reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """CenterNet's ``RegL1Loss`` after gathering: per-OBJECT mask.
+
+    ``pred``/``target`` (B, M, D), ``mask`` (B, M) 0/1.  Sum of ``|pred - target|``
+    over masked slots divided by ``D * objects + 1e-4`` (so by 2x the number
+    of objects for ``wh`` and ``reg``).  Unmasked slots never contribute,
+    whatever the network outputs there.
+    """
+    _check_reg("pred", pred, "target", target)
+    m = mask.to(torch.bool).unsqueeze(2).expand_as(pred)
+    return _masked_l1(pred, target, m) / (m.sum() + 1e-4)
+
+
+def reg_weighted_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """CenterNet's ``RegWeightedL1Loss`` after gathering: per-COORDINATE mask.
+
+    ``pred``/``target``/``mask`` all (B, M, D): each coordinate has its own
+    mask bit (``hps_mask``: a joint outside the map or unlabelled is not
+    supervised, its person's other joints are).  Divided by the number of
+    masked coordinates + 1e-4.
+    """
+    _check_reg("pred", pred, "target", target)
+    _same_shape("pred", pred, "mask", mask)
+    m = mask.to(torch.bool)
+    return _masked_l1(pred, target, m) / (m.sum() + 1e-4)
+
+
+def norm_reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """CenterNet's ``NormRegL1Loss`` (``--norm_wh``): L1 of ``pred / (target + 1e-4)`` against 1.
+
+    Shapes as :func:`reg_l1_loss`; a relative error, same normalisation.
+    """
+    _check_reg("pred", pred, "target", target)
+    m = mask.to(torch.bool).unsqueeze(2).expand_as(pred)
+    pred = _at_least_f32(pred)
+    ratio = pred / (target.to(pred.dtype) + 1e-4)
+    return _masked_l1(ratio, torch.ones_like(ratio), m) / (m.sum() + 1e-4)
+
+
+def reg_smooth_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """CenterNet's ``RegLoss`` (``--reg_loss sl1``): smooth-L1, divided by OBJECTS + 1e-4.
+
+    Note the different normalisation from :func:`reg_l1_loss`: the number of
+    masked objects, not of masked coordinates.
+    """
+    _check_reg("pred", pred, "target", target)
+    m = mask.to(torch.bool)
+    num = m.sum()
+    m = m.unsqueeze(2).expand_as(pred)
+    pred = _at_least_f32(pred)
+    target = target.to(pred.dtype)
+    diff = F.smooth_l1_loss(torch.where(m, pred, 0.0), torch.where(m, target, 0.0),
+                            reduction="sum")
+    return diff / (num + 1e-4)
+
+
+def dense_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """The dense masked L1 of ``dense_wh`` / ``dense_hp``: maps (B, D, H, W), weights ``mask``.
+
+    ``sum |pred * mask - target * mask| / (sum(mask) + 1e-4)``; the mask is
+    the (soft) centre heatmap, so pixels near centres weigh most.
+    """
+    _same_shape("pred", pred, "target", target)
+    _same_shape("pred", pred, "mask", mask)
+    pred = _at_least_f32(pred)
+    mask = mask.to(pred.dtype)
+    target = target.to(pred.dtype)
+    on = mask != 0
+    diff = torch.where(on, pred * mask - target * mask, 0.0)
+    return diff.abs().sum() / (mask.sum() + 1e-4)
+
+
+def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error, used for MSRA heatmaps (``--mse_loss``); float32 at least."""
+    _same_shape("pred", pred, "target", target)
+    pred = _at_least_f32(pred)
+    return F.mse_loss(pred, target.to(pred.dtype))
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _at_least_f32(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point() \
+        else t
+
+
+def _masked_l1(pred: Tensor, target: Tensor, m: Tensor) -> Tensor:
+    pred = _at_least_f32(pred)
+    return torch.where(m, pred - target.to(pred.dtype), 0.0).abs().sum()
+
+
+def _same_shape(na: str, a: Tensor, nb: str, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{na} has shape {tuple(a.shape)} but {nb} has {tuple(b.shape)}: "
+                         "expected equal shapes")
+
+
+def _check_reg(na: str, a: Tensor, nb: str, b: Tensor) -> None:
+    _same_shape(na, a, nb, b)
+    if a.dim() != 3:
+        raise ValueError(f"{na} has shape {tuple(a.shape)}: expected (B, M, D) gathered values")
