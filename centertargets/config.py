@@ -98,6 +98,7 @@ class _BaseConfig:
     elliptic_alpha: float = 0.54
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     overflow: OverflowPolicy = "drop"
+    with_cat: bool = False
 
     def _validate_common(self) -> None:
         owner = type(self).__name__
@@ -111,6 +112,7 @@ class _BaseConfig:
         if not isinstance(self.radius, RadiusConfig):
             _fail(owner, "radius", self.radius, "a RadiusConfig")
         _check_choice(owner, "overflow", self.overflow, ("drop", "error"))
+        _check_bool(owner, "with_cat", self.with_cat)
 
     @property
     def width(self) -> int:
@@ -152,6 +154,8 @@ class CtdetConfig(_BaseConfig):
     radius : :class:`RadiusConfig`.
     overflow : ``"drop"`` objects beyond ``max_objs`` (CenterNet, but counted in
         the report) or ``"error"``.
+    with_cat : also return ``cat`` (M,) int64, the class of each slot (not a
+        CenterNet target; the "fast" focal loss reads positives with it).
     """
 
     cat_spec_wh: bool = False

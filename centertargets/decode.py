@@ -221,3 +221,44 @@ class MultiPoseDecoder(_Decoder):
                                  outputs.get("reg") if cfg.reg_offset else None, hm_hp,
                                  outputs.get("hp_offset") if cfg.reg_hp_offset else None,
                                  K=self.K)
+
+
+def oracle_outputs(targets: dict, config: "CtdetConfig | MultiPoseConfig") -> dict:
+    """Perfect head outputs for one sample's targets, as torch tensors with a batch of 1.
+
+    Heatmaps are the targets themselves (probabilities, so decode with the
+    functional decoders or ``apply_sigmoid=False``); regression heads hold
+    each object's target at its ``ind`` pixel (joint offsets at ``hp_ind``),
+    or the dense targets.  Decoding them gives back the encoded objects up to
+    the documented quantisation: this is CenterNet's ``eval_oracle_*``.
+    """
+    torch = _torch()
+    W, H = config.output_size
+
+    def scatter(values: np.ndarray, ind: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros((values.shape[1], H * W), np.float32)
+        keep = mask.astype(bool)
+        out[:, ind[keep]] = values[keep].T
+        return out.reshape(values.shape[1], H, W)
+
+    t = targets
+    out = {"hm": t["hm"]}
+    # slots holding an object: supervised ones, and unsupervised ones that still have a centre
+    obj = t["reg_mask"].astype(bool) | (t["ind"] != 0)
+    if "dense_wh" in t:
+        out["wh"] = t["dense_wh"]
+    elif "cat_spec_wh" in t:
+        out["wh"] = scatter(t["cat_spec_wh"], t["ind"], obj)
+    else:
+        out["wh"] = scatter(t["wh"], t["ind"], obj)
+    if "reg" in t:
+        out["reg"] = scatter(t["reg"], t["ind"], obj)
+    if "hps" in t:
+        out["hps"] = scatter(t["hps"], t["ind"], obj)
+    if "dense_hps" in t:
+        out["hps"] = t["dense_hps"]
+    if "hm_hp" in t:
+        out["hm_hp"] = t["hm_hp"]
+    if "hp_offset" in t:
+        out["hp_offset"] = scatter(t["hp_offset"], t["hp_ind"], t["hp_mask"])
+    return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32))[None] for k, v in out.items()}

@@ -185,6 +185,13 @@ class _Encoder:
             a.fill(0)
         return {name: out[name] for name in self._spec}
 
+    @staticmethod
+    def _write_cat(t: dict[str, np.ndarray], classes: np.ndarray, status: np.ndarray) -> None:
+        if "cat" in t:
+            m = min(len(classes), t["cat"].shape[0])
+            written = status[:m] != K.ST_DEGENERATE
+            t["cat"][:m][written] = classes[:m][written]
+
     def _check_overflow(self, n: int) -> None:
         if n > self.config.max_objs and self.config.overflow == "error":
             raise ValueError(f"{n} objects given: expected at most max_objs="
@@ -242,6 +249,7 @@ class CtdetEncoder(_Encoder):
             t.get("dense_wh", off["f3"]), t.get("dense_wh_mask", off["f3"]),
             "wh" in t, "reg" in t, "cat_spec_wh" in t, "dense_wh" in t,
             stats, status)
+        self._write_cat(t, c, status)
         return t, EncodeReport(stats, status)
 
 
@@ -309,6 +317,7 @@ class MultiPoseEncoder(_Encoder):
             t.get("dense_hps", off["f3"]), t.get("dense_hps_mask", off["f3"]),
             "reg" in t, "hps" in t, "hm_hp" in t, "hp_offset" in t, "dense_hps" in t,
             stats, status)
+        self._write_cat(t, c, status)
         return t, EncodeReport(stats, status)
 
 

@@ -52,6 +52,7 @@ _DOCS = {
     "hp_mask": "1 where slot k * J + j holds a joint inside the map",
     "dense_hps": "joint offsets painted over the person's centre window (2J, H, W)",
     "dense_hps_mask": "centre Gaussian per joint, twice (weights for the dense L1)",
+    "cat": "class index of slot k (only with with_cat=True; not a CenterNet target)",
 }
 
 
@@ -80,6 +81,8 @@ def target_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, TargetSpec
     add("hm", (C, H, W), _F32)
     add("reg_mask", (M,), _U8)
     add("ind", (M,), _I64)
+    if config.with_cat:
+        add("cat", (M,), _I64)
     if config.task == "ctdet":
         if config.dense_wh:
             add("dense_wh", (2, H, W), _F32)

@@ -77,6 +77,10 @@ class _CenterNetLoss(nn.Module):
         self.config = config
         self.options = options or LossOptions()
         self._spec = config.spec()
+        if self.options.focal == "fast" and config.num_classes > 1 and not config.with_cat:
+            raise ValueError("LossOptions.focal='fast' with num_classes="
+                             f"{config.num_classes}: expected the config to have "
+                             "with_cat=True (the fast loss reads each object's class from 'cat')")
 
     # -- checks ---------------------------------------------------------------------------------
     def check_batch(self, batch: Mapping[str, Tensor], needed: Sequence[str]) -> int:
@@ -169,7 +173,7 @@ class CtdetLoss(_CenterNetLoss):
         cfg, o = self.config, self.options
         use_wh = o.wh_weight > 0
         use_off = cfg.reg_offset and o.off_weight > 0
-        needed = ["hm", "ind", "reg_mask"]
+        needed = ["hm", "ind", "reg_mask"] + (["cat"] if cfg.with_cat else [])
         if use_wh:
             needed += ["dense_wh", "dense_wh_mask"] if cfg.dense_wh else \
                 ["cat_spec_wh", "cat_spec_mask"] if cfg.cat_spec_wh else ["wh"]
@@ -247,7 +251,7 @@ class MultiPoseLoss(_CenterNetLoss):
         use_off = cfg.reg_offset and o.off_weight > 0
         use_hp_off = cfg.reg_hp_offset and o.off_weight > 0
         use_hm_hp = cfg.hm_hp and o.hm_hp_weight > 0
-        needed = ["hm", "ind", "reg_mask"]
+        needed = ["hm", "ind", "reg_mask"] + (["cat"] if cfg.with_cat else [])
         needed += ["dense_hps", "dense_hps_mask"] if cfg.dense_hp else ["hps", "hps_mask"]
         if use_wh:
             needed.append("wh")

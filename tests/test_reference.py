@@ -41,3 +41,10 @@ def test_scene_fixture_is_bit_exact(path):
     got = encode_sample(meta)
     for key, want in expected.items():
         np.testing.assert_array_equal(got[key], want, err_msg=key)
+
+
+@pytest.mark.parametrize("path", reference_files(("loss_", "decode_")))
+def test_loss_and_decode_fixtures_match_centernet(path):
+    path = need_reference(path)
+    result = check_fixture(path)
+    assert result.ok, result.line()

@@ -1,0 +1,159 @@
+"""Decoders: round trip encode -> perfect outputs -> decode, and back to image pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig
+from centertargets.decode import (CtdetDecoder, MultiPoseDecoder, ctdet_decode, multi_pose_decode,
+                                  nms, oracle_outputs, to_image, topk)
+from centertargets.pipeline import AugmentParams, annotations_to_output
+from centertargets.synthetic import person_scene
+
+from conftest import random_boxes, random_keypoints
+
+
+def _separated_boxes(rng, n, W, H):
+    """Boxes whose integer centres are at least 3 px apart (no NMS or collision ambiguity)."""
+    out = []
+    while len(out) < n:
+        b = random_boxes(rng, 1, W, H, min_side=4, max_side=30)[0]
+        c = np.floor([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+        if all(np.abs(c - np.floor([(o[0] + o[2]) / 2, (o[1] + o[3]) / 2])).max() >= 3 for o in out):
+            out.append(b)
+    return np.array(out, np.float32)
+
+
+def _unambiguous_joints(kps: np.ndarray) -> np.ndarray:
+    """Unlabel joints whose pixel another joint shares (``hp_offset`` is one map for all
+    joint types, so the later joint's offset wins there) or whose same-type peak is within
+    one pixel (max-pool NMS keeps one of them)."""
+    k = kps.copy()
+    pix = np.floor(k[..., :2]).astype(int)
+    lab = k[..., 2] > 0
+    n, J = lab.shape
+    for a in range(n):
+        for j in range(J):
+            if not lab[a, j]:
+                continue
+            for b in range(n):
+                for i in range(J):
+                    if (a, j) == (b, i) or not lab[b, i]:
+                        continue
+                    d = np.abs(pix[a, j] - pix[b, i]).max()
+                    if d == 0 or (i == j and d <= 1):
+                        lab[a, j] = False
+    k[~lab] = 0
+    return k
+
+
+def _match(dets_xy: np.ndarray, want_xy: np.ndarray) -> np.ndarray:
+    """For each wanted centre, the index of the nearest detection."""
+    d = np.linalg.norm(dets_xy[None, :, :] - want_xy[:, None, :], axis=2)
+    return d.argmin(axis=1)
+
+
+CTDET_VARIANTS = [dict(), dict(cat_spec_wh=True), dict(dense_wh=True), dict(reg_offset=False),
+                  dict(heatmap="msra", msra_sigma=2), dict(heatmap="elliptic"),
+                  dict(radius=RadiusConfig("corrected")), dict(output_size=(96, 64))]
+
+
+@pytest.mark.parametrize("variant", CTDET_VARIANTS, ids=lambda v: ",".join(v) or "default")
+def test_ctdet_round_trip(variant, rng):
+    kw = dict(output_size=(80, 80), num_classes=4, max_objs=16)
+    kw.update(variant)
+    cfg = CtdetConfig(**kw)
+    W, H = cfg.output_size
+    boxes = _separated_boxes(rng, 8, W, H)
+    classes = rng.integers(0, 4, len(boxes))
+    t = CtdetEncoder(cfg).encode(boxes, classes)
+    o = oracle_outputs(t, cfg)
+    dets = ctdet_decode(o["hm"], o["wh"], o.get("reg"), cat_spec_wh=cfg.cat_spec_wh,
+                        K=cfg.max_objs)[0].numpy()
+    top = dets[dets[:, 4] == 1.0]
+    assert len(top) == len(boxes)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    idx = _match((top[:, :2] + top[:, 2:4]) / 2, centres)
+    got = top[idx]
+    np.testing.assert_array_equal(got[:, 5], classes)
+    tol = 1e-4 if cfg.reg_offset else 0.5 + 1e-4      # without reg: centre at pixel + 0.5
+    if cfg.dense_wh:
+        tol = max(tol, 1e-4)
+    np.testing.assert_allclose(got[:, :4], boxes, atol=tol)
+
+
+MP_VARIANTS = [dict(), dict(hm_hp=False, reg_hp_offset=False), dict(reg_offset=False,
+               reg_hp_offset=False), dict(dense_hp=True), dict(heatmap="msra"),
+               dict(output_size=(96, 64)), dict(reg_hp_offset=False)]
+
+
+@pytest.mark.parametrize("variant", MP_VARIANTS, ids=lambda v: ",".join(v) or "default")
+def test_multi_pose_round_trip(variant, rng):
+    kw = dict(output_size=(80, 80), max_objs=12)
+    kw.update(variant)
+    cfg = MultiPoseConfig(**kw)
+    W, H = cfg.output_size
+    boxes = _separated_boxes(rng, 6, W, H)
+    kps = _unambiguous_joints(random_keypoints(rng, boxes, spill=0.0))
+    t = MultiPoseEncoder(cfg).encode(boxes, kps)
+    o = oracle_outputs(t, cfg)
+    dets = multi_pose_decode(o["hm"], o["wh"], o["hps"], o.get("reg"), o.get("hm_hp"),
+                             o.get("hp_offset"), K=cfg.max_objs)[0].numpy()
+    top = dets[dets[:, 4] == 1.0]
+    assert len(top) == len(boxes)
+    idx = _match((top[:, :2] + top[:, 2:4]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2)
+    got = top[idx]
+    box_tol = 1e-4 if cfg.reg_offset else 0.5 + 1e-4
+    np.testing.assert_allclose(got[:, :4], boxes, atol=box_tol)
+    joints = got[:, 5:5 + 34].reshape(-1, 17, 2)
+    labelled = kps[..., 2] > 0
+    # regressed joints are exact; snapped ones are peak + offset (exact) or peak + 0.5
+    joint_tol = 0.5 + 1e-4 if (cfg.hm_hp and not cfg.reg_hp_offset) else 1e-4
+    if cfg.dense_hp:
+        joint_tol = 1e-4
+    np.testing.assert_allclose(joints[labelled], kps[..., :2][labelled], atol=joint_tol)
+
+
+def test_decoders_from_config_and_back_to_image():
+    scene = person_scene(3, num_people=4, p_unlabelled=0.0, p_occluded=0.0)
+    cfg = MultiPoseConfig(output_size=(128, 128))
+    params = AugmentParams.centered(scene.width, scene.height)
+    boxes, kps = annotations_to_output(scene.boxes_xywh, scene.width, params, cfg.output_size,
+                                       keypoints=scene.keypoints, flip_idx=cfg.flip_idx)
+    t = MultiPoseEncoder(cfg).encode(boxes, kps)
+    o = oracle_outputs(t, cfg)
+    logits = {k: (torch.logit(v.clamp(1e-6, 1 - 1e-6)) if k in ("hm", "hm_hp") else v)
+              for k, v in o.items()}
+    dets = MultiPoseDecoder(cfg, K=10)(logits)[0].numpy()
+    top = dets[dets[:, 4] > 0.999]
+    assert len(top) == 4
+    img_boxes = to_image(top[:, :4].reshape(-1, 2), params.center, params.scale,
+                         cfg.output_size).reshape(-1, 4)
+    want = scene.boxes_xywh.copy()
+    want[:, 2:] += want[:, :2]
+    want[:, [0, 2]] = want[:, [0, 2]].clip(0, scene.width - 1)
+    want[:, [1, 3]] = want[:, [1, 3]].clip(0, scene.height + 80 - 1)   # map covers 640 x 640
+    idx = _match((img_boxes[:, :2] + img_boxes[:, 2:]) / 2, (want[:, :2] + want[:, 2:]) / 2)
+    inside = (scene.boxes_xywh[:, 0] >= 0) & (scene.boxes_xywh[:, 0] + scene.boxes_xywh[:, 2] < 639)
+    np.testing.assert_allclose(img_boxes[idx][inside][:, [0, 2]], want[inside][:, [0, 2]],
+                               atol=1e-2)
+    cdet = CtdetDecoder(CtdetConfig(output_size=(128, 128), num_classes=1), K=5)(
+        {"hm": logits["hm"], "wh": o["wh"], "reg": o["reg"]})
+    assert cdet.shape == (1, 5, 6) and (cdet[0, :4, 4] > 0.999).all()
+
+
+def test_nms_keeps_only_local_maxima_and_topk_orders_by_score():
+    heat = torch.zeros(1, 2, 8, 8)
+    heat[0, 0, 2, 2] = 0.9
+    heat[0, 0, 2, 3] = 0.5      # suppressed neighbour
+    heat[0, 1, 6, 6] = 0.7
+    kept = nms(heat)
+    assert kept[0, 0, 2, 3] == 0 and kept[0, 0, 2, 2] == 0.9
+    s, ind, cls, ys, xs = topk(kept, K=2)
+    assert s[0].tolist() == pytest.approx([0.9, 0.7])
+    assert cls[0].tolist() == [0, 1] and ind[0].tolist() == [2 * 8 + 2, 6 * 8 + 6]
+    assert ys[0].tolist() == [2, 6] and xs[0].tolist() == [2, 6]
+    with pytest.raises(ValueError, match="K=100"):
+        topk(kept, K=100)
