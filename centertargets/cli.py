@@ -35,6 +35,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"-> {out}x{out} output map (seed {args.seed})")
     print("\n".join(_summarise(t)))
     print(f"  report: {rep.as_dict()}")
+    if args.save:
+        from .visualize import render_targets, save_png
+
+        save_png(args.save, render_targets(t, cfg))
+        print(f"  picture of the pose targets written to {args.save}")
 
     scene = detection_scene(args.seed, num_objects=args.objects)
     params = AugmentParams.centered(scene.width, scene.height)
@@ -73,6 +78,81 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if failed == 0 and passed > 0 else 1
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Encode every image of a COCO file and count what the targets lose."""
+    from tqdm import tqdm
+
+    from .coco import CocoDataset
+    from .config import CtdetConfig, MultiPoseConfig
+    from .pipeline import AugmentConfig, CenterNetDataset
+    from .synthetic import person_scene, to_coco
+
+    if args.annotations:
+        coco = CocoDataset.load(args.annotations)
+    else:
+        coco = CocoDataset(to_coco([person_scene(i, num_people=3 + i % 40) for i in range(200)]))
+        print("no annotation file given: auditing 200 built-in synthetic pose images")
+    task = args.task or ("multi_pose" if coco.num_joints else "ctdet")
+    size = (args.output_size, args.output_size)
+    if task == "multi_pose":
+        cfg = MultiPoseConfig(output_size=size, num_joints=coco.num_joints or 17,
+                              max_objs=args.max_objs or 32)
+    else:
+        cfg = CtdetConfig(output_size=size, num_classes=max(coco.num_classes, 1),
+                          max_objs=args.max_objs or 128)
+    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=args.train), with_report=True)
+    totals: dict[str, int] = {}
+    worst: list[tuple[int, int, int]] = []
+    for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None, file=sys.stderr):
+        rep = ds[i]["report"]
+        for k, v in rep.items():
+            totals[k] = totals.get(k, 0) + v
+        lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
+        if lost:
+            worst.append((lost, coco.image_ids[i], rep["dropped_max_objs"]))
+    n_obj = max(totals.get("num_objects", 0), 1)
+    n_kp = max(totals.get("keypoints_labelled", 0), 1)
+    print(f"{task} audit of {len(ds)} images at {size[0]}x{size[1]}, max_objs={cfg.max_objs}"
+          f"{' (training augmentation)' if args.train else ''}:")
+    rows = [("objects", totals.get("num_objects", 0), ""),
+            ("  encoded", totals.get("encoded", 0), ""),
+            ("  dropped beyond max_objs", totals.get("dropped_max_objs", 0), "objects"),
+            ("  degenerate after clipping", totals.get("degenerate", 0), "objects"),
+            ("  centre collisions", totals.get("center_collisions", 0), "objects")]
+    if task == "multi_pose":
+        rows += [("  persons without keypoints", totals.get("no_keypoints", 0), "objects"),
+                 ("labelled keypoints", totals.get("keypoints_labelled", 0), ""),
+                 ("  outside the output map", totals.get("keypoints_outside", 0), "keypoints")]
+    for name, v, of in rows:
+        pct = f"{100.0 * v / (n_kp if of == 'keypoints' else n_obj):6.2f}%" if of else ""
+        print(f"  {name:<30} {v:>9} {pct}")
+    if worst:
+        worst.sort(reverse=True)
+        print("  images losing the most objects (image_id: lost, of which beyond max_objs):")
+        for lost, iid, dropped in worst[:args.top]:
+            print(f"    {iid}: {lost}, {dropped}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write a picture of one image's targets."""
+    from .coco import CocoDataset
+    from .config import CtdetConfig, MultiPoseConfig
+    from .pipeline import CenterNetDataset
+    from .synthetic import person_scene, to_coco
+    from .visualize import render_targets, save_png
+
+    coco = CocoDataset.load(args.annotations) if args.annotations else \
+        CocoDataset(to_coco([person_scene(args.seed, num_people=6)]))
+    size = (args.output_size, args.output_size)
+    cfg = MultiPoseConfig(output_size=size, num_joints=coco.num_joints) if coco.num_joints \
+        else CtdetConfig(output_size=size, num_classes=coco.num_classes)
+    ds = CenterNetDataset(coco, cfg)
+    save_png(args.out, render_targets(ds[args.index], cfg))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="centertargets",
@@ -84,7 +164,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--people", type=int, default=8, help="persons in the pose scene (default 8)")
     d.add_argument("--objects", type=int, default=30, help="objects in the detection scene")
     d.add_argument("--output-size", type=int, default=128, help="square output map side")
+    d.add_argument("--save", metavar="PNG", help="also write a picture of the pose targets")
     d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("audit", help="count what the targets of a COCO file lose",
+                       description="Encode every image of a COCO annotation file and report "
+                                   "objects dropped beyond max_objs, boxes clipped to nothing, "
+                                   "centre collisions and keypoints outside the output map.")
+    a.add_argument("annotations", nargs="?", help="COCO json (default: built-in synthetic set)")
+    a.add_argument("--task", choices=["ctdet", "multi_pose"],
+                   help="default: multi_pose if the file has keypoints")
+    a.add_argument("--output-size", type=int, default=128, help="square output map side")
+    a.add_argument("--max-objs", type=int, help="default: 128 (ctdet) or 32 (multi_pose)")
+    a.add_argument("--train", action="store_true", help="with CenterNet's training augmentation")
+    a.add_argument("--top", type=int, default=5, help="list this many worst images")
+    a.set_defaults(func=cmd_audit)
+
+    r = sub.add_parser("render", help="write a PNG picture of one image's targets")
+    r.add_argument("annotations", nargs="?", help="COCO json (default: a synthetic scene)")
+    r.add_argument("--index", type=int, default=0, help="image index in the file")
+    r.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
+    r.add_argument("--output-size", type=int, default=128, help="square output map side")
+    r.add_argument("--out", default="targets.png", help="PNG path (default targets.png)")
+    r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("compare", help="check reference fixtures against this package",
                        description="Recompute CenterNet reference fixtures (.npz files or "

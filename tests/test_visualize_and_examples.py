@@ -1,0 +1,64 @@
+"""Pictures, the notebook and the CLI's audit/render commands actually run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
+from centertargets.cli import main
+from centertargets.visualize import colorize, render_targets, save_png
+
+from conftest import ROOT, random_boxes, random_keypoints
+
+
+def test_render_shows_peaks_where_the_targets_have_them(rng, tmp_path):
+    cfg = MultiPoseConfig(output_size=(40, 40), dense_hp=False)
+    boxes = random_boxes(rng, 3, 40, 40, min_side=6)
+    t = MultiPoseEncoder(cfg).encode(boxes, random_keypoints(rng, boxes))
+    img = render_targets(t, cfg, scale=2)
+    assert img.dtype == np.uint8 and img.shape == (80 + 22, 2 * 80, 3)
+    rgb = colorize(t["hm"])
+    y, x = divmod(int(t["ind"][0]), 40)
+    assert rgb[y, x].max() == 255 and rgb[0, 0].max() <= rgb[y, x].max()
+    save_png(str(tmp_path / "t.png"), img)
+    back = cv2.imread(str(tmp_path / "t.png"))[..., ::-1]
+    np.testing.assert_array_equal(back, img)
+    dense = CtdetConfig(output_size=(40, 40), num_classes=2, dense_wh=True)
+    td = CtdetEncoder(dense).encode(boxes, [0, 1, 1])
+    assert render_targets(td, dense, scale=1).shape[1] == 3 * 40
+
+
+def test_notebook_executes():
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    path = ROOT / "examples" / "explore_targets.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 2
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+
+
+def test_audit_counts_dropped_objects(capsys):
+    assert main(["audit", "--max-objs", "4", "--output-size", "64"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if "dropped beyond max_objs" in l)
+    dropped = int(line.split()[-2])
+    # 200 synthetic images with 3 + i % 40 persons each: everything above 4 is dropped
+    assert dropped == sum(max(0, 3 + i % 40 - 4) for i in range(200))
+
+
+def test_render_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "r.png"
+    assert main(["render", "--out", str(out), "--output-size", "64"]) == 0
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[1] == 2 * 64 * 3
