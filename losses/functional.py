@@ -123,6 +123,8 @@ class _CenterNetFocal(torch.autograd.Function):
 
 def _ipow_(t: Tensor, e: float) -> Tensor:
     """``t ** e`` in place, by multiplication for the usual integer exponents."""
+    if e == 1.0:
+        return t
     if e == 2.0:
         return t.mul_(t)
     if e == 4.0:
@@ -137,18 +139,20 @@ def _focal_value_and_grad(x: Tensor, g: Tensor, alpha: float, beta: float, with_
     Negatives: every element with ``gt < 1``, weighted ``(1 - gt)^beta``; the
     weight is 0 at ``gt == 1`` and clamped to 0 above, so no negative mask is
     needed.  Positives (``gt == 1``, a few hundred) are handled on the gathered
-    elements only.  The gradient is 0 where CenterNet's clamp is active.
+    elements only.  ``sigmoid(clamp(x, +-9.2102))`` equals CenterNet's
+    ``clamp(sigmoid(x), 1e-4, 1 - 1e-4)`` to float rounding, and the gradient
+    is 0 where the clamp is active, as in CenterNet.
     """
-    p = torch.sigmoid(x).clamp_(P_MIN, P_MAX)
+    xc = x.clamp(-X_LIVE, X_LIVE)
+    p = torch.sigmoid(xc)
     q = 1.0 - p
     lq = torch.log(q)
     w = _ipow_((1.0 - g).clamp_(min=0.0), beta)
-    pa = _ipow_(p.clone(), alpha)
-    wpa = w.mul_(pa)                                    # w * p^a
-    total = torch.dot(lq.reshape(-1), wpa.reshape(-1))  # sum of negative terms
-    # d/dx [log q * p^a * w] = w p^a (a q log q - p), with dp/dx = p q
-    grad = wpa.mul_(q.mul_(lq).mul_(alpha).sub_(p)).neg_()
-    grad.masked_fill_(x.abs() > X_LIVE, 0.0)
+    wpa = w.mul_(_ipow_(p * p, alpha / 2.0) if alpha % 2 == 0 else p.pow(alpha))  # w * p^a
+    total = torch.dot(lq.reshape(-1), wpa.reshape(-1))    # sum of negative terms
+    # -d/dx [log q * p^a * w] = w p^a (p - a q log q), with dp/dx = p q
+    grad = wpa.mul_(torch.addcmul(p, q, lq, value=-alpha))
+    grad.masked_fill_(xc != x, 0.0)
     if with_pos:
         pos = g.eq(1).reshape(-1).nonzero().squeeze(1)
         num_pos = torch.tensor(float(pos.numel()), dtype=x.dtype, device=x.device)
