@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
 
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
 from centertargets.pipeline import AugmentParams, annotations_to_output
 from centertargets.synthetic import COCO_CATEGORY_IDS, detection_scene, person_scene
 
 PAGE = 4096
-
-
-def best_of(fn, repeat: int, number: int) -> float:
-    """Best mean seconds per call over ``repeat`` rounds of ``number`` calls."""
-    fn()
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
 
 
 def floor_fn(spec):

@@ -11,12 +11,15 @@ difference between the two sets of loss stats.  Run: ``python benchmarks/bench_l
 from __future__ import annotations
 
 import argparse
-import math
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
 
 from centertargets import MultiPoseConfig, MultiPoseEncoder
 from centertargets.pipeline import AugmentParams, annotations_to_output
@@ -100,17 +103,6 @@ def step(loss_fn, outputs, batch):
     loss, stats = loss_fn(leaves, batch)
     loss.backward()
     return stats
-
-
-def best_of(fn, repeat: int, number: int) -> float:
-    fn()
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
 
 
 def main() -> None:

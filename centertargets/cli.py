@@ -78,12 +78,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if failed == 0 and passed > 0 else 1
 
 
+def _config_for(coco, task: str | None, output_size: int, max_objs: int | None):
+    """A config fitting a COCO file: multi_pose when it has keypoints (or ``task`` says so)."""
+    from .config import CtdetConfig, MultiPoseConfig
+
+    task = task or ("multi_pose" if coco.num_joints else "ctdet")
+    size = (output_size, output_size)
+    if task == "multi_pose":
+        return MultiPoseConfig(output_size=size, num_joints=coco.num_joints or 17,
+                               max_objs=max_objs or 32)
+    return CtdetConfig(output_size=size, num_classes=max(coco.num_classes, 1),
+                       max_objs=max_objs or 128)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Encode every image of a COCO file and count what the targets lose."""
     from tqdm import tqdm
 
     from .coco import CocoDataset
-    from .config import CtdetConfig, MultiPoseConfig
     from .pipeline import AugmentConfig, CenterNetDataset
     from .synthetic import person_scene, to_coco
 
@@ -92,14 +104,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         coco = CocoDataset(to_coco([person_scene(i, num_people=3 + i % 40) for i in range(200)]))
         print("no annotation file given: auditing 200 built-in synthetic pose images")
-    task = args.task or ("multi_pose" if coco.num_joints else "ctdet")
-    size = (args.output_size, args.output_size)
-    if task == "multi_pose":
-        cfg = MultiPoseConfig(output_size=size, num_joints=coco.num_joints or 17,
-                              max_objs=args.max_objs or 32)
-    else:
-        cfg = CtdetConfig(output_size=size, num_classes=max(coco.num_classes, 1),
-                          max_objs=args.max_objs or 128)
+    cfg = _config_for(coco, args.task, args.output_size, args.max_objs)
+    task, size = cfg.task, cfg.output_size
     ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=args.train), with_report=True)
     totals: dict[str, int] = {}
     worst: list[tuple[int, int, int]] = []
@@ -137,16 +143,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Write a picture of one image's targets."""
     from .coco import CocoDataset
-    from .config import CtdetConfig, MultiPoseConfig
     from .pipeline import CenterNetDataset
     from .synthetic import person_scene, to_coco
     from .visualize import render_targets, save_png
 
     coco = CocoDataset.load(args.annotations) if args.annotations else \
         CocoDataset(to_coco([person_scene(args.seed, num_people=6)]))
-    size = (args.output_size, args.output_size)
-    cfg = MultiPoseConfig(output_size=size, num_joints=coco.num_joints) if coco.num_joints \
-        else CtdetConfig(output_size=size, num_classes=coco.num_classes)
+    cfg = _config_for(coco, None, args.output_size, None)
     ds = CenterNetDataset(coco, cfg)
     save_png(args.out, render_targets(ds[args.index], cfg))
     print(f"wrote {args.out}")

@@ -151,8 +151,12 @@ def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
 
 class _Encoder:
     config: _BaseConfig
+    _config_type: type = _BaseConfig
 
     def __init__(self, config: _BaseConfig) -> None:
+        if not isinstance(config, self._config_type):
+            raise TypeError(f"config is {type(config).__name__}: expected a "
+                            f"{self._config_type.__name__}")
         self.config = config
         self._spec: dict[str, TargetSpec] = config.spec()
         self._tables = (patch_table(), patch_table32())
@@ -211,11 +215,7 @@ class CtdetEncoder(_Encoder):
     """
 
     config: CtdetConfig
-
-    def __init__(self, config: CtdetConfig) -> None:
-        if not isinstance(config, CtdetConfig):
-            raise TypeError(f"config is {type(config).__name__}: expected a CtdetConfig")
-        super().__init__(config)
+    _config_type = CtdetConfig
 
     def encode(self, boxes: np.ndarray, classes: np.ndarray,
                out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -266,11 +266,7 @@ class MultiPoseEncoder(_Encoder):
     """
 
     config: MultiPoseConfig
-
-    def __init__(self, config: MultiPoseConfig) -> None:
-        if not isinstance(config, MultiPoseConfig):
-            raise TypeError(f"config is {type(config).__name__}: expected a MultiPoseConfig")
-        super().__init__(config)
+    _config_type = MultiPoseConfig
 
     def encode(self, boxes: np.ndarray, keypoints: np.ndarray, classes: np.ndarray | None = None,
                *, rotated: bool = False,

@@ -70,9 +70,13 @@ Outputs = Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]]
 
 class _CenterNetLoss(nn.Module):
     config: CtdetConfig | MultiPoseConfig
+    _config_type: type = object
 
     def __init__(self, config: CtdetConfig | MultiPoseConfig,
                  options: LossOptions | None = None) -> None:
+        if not isinstance(config, self._config_type):
+            raise TypeError(f"config is {type(config).__name__}: expected a "
+                            f"{self._config_type.__name__}")
         super().__init__()
         self.config = config
         self.options = options or LossOptions()
@@ -162,11 +166,7 @@ class CtdetLoss(_CenterNetLoss):
     """
 
     config: CtdetConfig
-
-    def __init__(self, config: CtdetConfig, options: LossOptions | None = None) -> None:
-        if not isinstance(config, CtdetConfig):
-            raise TypeError(f"config is {type(config).__name__}: expected a CtdetConfig")
-        super().__init__(config, options)
+    _config_type = CtdetConfig
 
     def forward(self, outputs: Outputs, batch: Mapping[str, Tensor]
                 ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -237,11 +237,7 @@ class MultiPoseLoss(_CenterNetLoss):
     """
 
     config: MultiPoseConfig
-
-    def __init__(self, config: MultiPoseConfig, options: LossOptions | None = None) -> None:
-        if not isinstance(config, MultiPoseConfig):
-            raise TypeError(f"config is {type(config).__name__}: expected a MultiPoseConfig")
-        super().__init__(config, options)
+    _config_type = MultiPoseConfig
 
     def forward(self, outputs: Outputs, batch: Mapping[str, Tensor]
                 ) -> tuple[Tensor, dict[str, Tensor]]:

@@ -56,6 +56,36 @@ def _clip32(v: np.float32, hi: int) -> np.float32:
 
 
 @jit
+def _start(n, M, stats, status):
+    """Count the objects and mark those beyond ``max_objs``; returns how many are considered."""
+    nobj = min(n, M)
+    stats[S_INPUT] = n
+    stats[S_CONSIDERED] = nobj
+    stats[S_DROPPED] = n - nobj
+    for k in range(nobj, n):
+        status[k] = ST_DROPPED
+    return nobj
+
+
+@jit
+def _box(boxes, k, W, H):
+    """Box k clipped to the map as CenterNet does: ``(w, h, ctx, cty)`` in float32."""
+    x1 = _clip32(boxes[k, 0], W - 1)
+    y1 = _clip32(boxes[k, 1], H - 1)
+    x2 = _clip32(boxes[k, 2], W - 1)
+    y2 = _clip32(boxes[k, 3], H - 1)
+    return x2 - x1, y2 - y1, (x1 + x2) / np.float32(2.0), (y1 + y2) / np.float32(2.0)
+
+
+@jit
+def _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius):
+    """The window radius: the MSRA sigma (CenterNet's ``hm_gauss``) or the box-derived radius."""
+    if heat_kind == HEAT_MSRA:
+        return int(msra_sigma)
+    return object_radius(h, w, radius_formula, min_overlap, min_radius)
+
+
+@jit
 def _draw_peak(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h, p32):
     """An object centre: umich (patch ``p32`` of ``radius``), msra or elliptic."""
     if heat_kind == HEAT_MSRA:
@@ -90,34 +120,17 @@ def encode_ctdet(boxes, classes,
     Outputs: hm (C, H, W), wh/reg (M, 2), ind (M,), reg_mask (M,),
     cat_spec_wh/cat_spec_mask (M, 2C), dense_wh/dense_wh_mask (2, H, W).
     """
-    n = boxes.shape[0]
     C, H, W = hm.shape
-    M = ind.shape[0]
-    nobj = min(n, M)
-    stats[S_INPUT] = n
-    stats[S_CONSIDERED] = nobj
-    stats[S_DROPPED] = n - nobj
-    for k in range(nobj, n):
-        status[k] = ST_DROPPED
+    nobj = _start(boxes.shape[0], ind.shape[0], stats, status)
     value = np.zeros(2, dtype=np.float32)
     for k in range(nobj):
-        x1 = _clip32(boxes[k, 0], W - 1)
-        y1 = _clip32(boxes[k, 1], H - 1)
-        x2 = _clip32(boxes[k, 2], W - 1)
-        y2 = _clip32(boxes[k, 3], H - 1)
-        h = y2 - y1
-        w = x2 - x1
+        w, h, ctx, cty = _box(boxes, k, W, H)
         if not (h > 0 and w > 0):
             status[k] = ST_DEGENERATE
             stats[S_DEGENERATE] += 1
             continue
         cls = classes[k]
-        if heat_kind == HEAT_MSRA:
-            radius = int(msra_sigma)
-        else:
-            radius = object_radius(h, w, radius_formula, min_overlap, min_radius)
-        ctx = (x1 + x2) / np.float32(2.0)
-        cty = (y1 + y2) / np.float32(2.0)
+        radius = _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius)
         cx = int(ctx)
         cy = int(cty)
         if hm[cls, cy, cx] == 1.0:
@@ -176,35 +189,18 @@ def encode_multi_pose(boxes, classes, kps,
     wanted, so degenerate boxes are still encoded, and at the end ``hm`` is
     set to 0.9999 everywhere and ``reg_mask``/``hps_mask`` are zeroed.
     """
-    n = boxes.shape[0]
     J = kps.shape[1]
     C, H, W = hm.shape
-    M = ind.shape[0]
-    nobj = min(n, M)
-    stats[S_INPUT] = n
-    stats[S_CONSIDERED] = nobj
-    stats[S_DROPPED] = n - nobj
-    for k in range(nobj, n):
-        status[k] = ST_DROPPED
+    nobj = _start(boxes.shape[0], ind.shape[0], stats, status)
     value = np.zeros(2, dtype=np.float32)
     for k in range(nobj):
-        x1 = _clip32(boxes[k, 0], W - 1)
-        y1 = _clip32(boxes[k, 1], H - 1)
-        x2 = _clip32(boxes[k, 2], W - 1)
-        y2 = _clip32(boxes[k, 3], H - 1)
-        h = y2 - y1
-        w = x2 - x1
+        w, h, ctx, cty = _box(boxes, k, W, H)
         if not ((h > 0 and w > 0) or rotated_quirk):
             status[k] = ST_DEGENERATE
             stats[S_DEGENERATE] += 1
             continue
         cls = classes[k]
-        if heat_kind == HEAT_MSRA:
-            radius = int(msra_sigma)
-        else:
-            radius = object_radius(h, w, radius_formula, min_overlap, min_radius)
-        ctx = (x1 + x2) / np.float32(2.0)
-        cty = (y1 + y2) / np.float32(2.0)
+        radius = _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius)
         cx = int(ctx)
         cy = int(cty)
         wh[k, 0] = w
