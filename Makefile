@@ -32,6 +32,7 @@ compare: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_encode.py
+	$(VENV)/bin/python benchmarks/bench_loss.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -74,6 +74,15 @@ def test_dataloader_with_forked_workers_matches_single_process(pose_json):
     assert any(not np.array_equal(ds[i]["hm"], single[i]["hm"]) for i in range(len(ds)))
 
 
+def test_dataloader_with_spawned_workers(pose_json):
+    path, _ = pose_json
+    cfg = MultiPoseConfig(output_size=(48, 48))
+    ds = CenterNetDataset(CocoDataset.load(path), cfg)
+    loader = DataLoader(ds, batch_size=6, num_workers=1, multiprocessing_context="spawn")
+    (batch,) = list(loader)
+    np.testing.assert_array_equal(batch["hm_hp"].numpy(), np.stack([ds[i]["hm_hp"] for i in range(6)]))
+
+
 def test_dataset_reads_and_warps_images(tmp_path):
     scene = detection_scene(1, 5, image_size=(200, 120))
     data = to_coco([scene], task="ctdet")

@@ -33,9 +33,11 @@ def test_primitive_fixture_matches_centernet(path):
     assert result.ok, result.line()
 
 
-@pytest.mark.parametrize("path", reference_files(("ctdet_val_default_001", "multi_pose_val_small_001")))
+@pytest.mark.parametrize("path", [p for p in reference_files(("ctdet_", "multi_pose_"))
+                                  if "_mse_" not in p.id])
 def test_scene_fixture_is_bit_exact(path):
-    """Beyond the tolerance: on these scenes every float target is identical."""
+    """Beyond the tolerance: every target is identical.  MSRA (``_mse_``) scenes are left
+    out: their float32 ``exp`` is numpy's SIMD code, which may differ by an ulp between CPUs."""
     path = need_reference(path)
     meta, expected = load_fixture(path)
     got = encode_sample(meta)
