@@ -289,3 +289,21 @@ def test_distributed_normalisation_uses_the_global_positive_count(tmp_path):
     assert total_pos == 3
     assert mean_local == pytest.approx(-total_sum / total_pos, rel=1e-10)
     assert results[1][0] == pytest.approx(-results[1][2] / (total_pos / world), rel=1e-10)
+
+
+def test_gradient_descent_on_the_loss_fits_one_batch(rng):
+    """The loss and its fused gradient drive free outputs towards the targets."""
+    cfg = MultiPoseConfig(output_size=(24, 24), max_objs=4)
+    batch = _pose_batch(rng, cfg, n_img=1, people=2)
+    out = _pose_outputs(cfg, 1)
+    opt = torch.optim.Adam(out.values(), lr=0.3)
+    crit = MultiPoseLoss(cfg)
+    first = None
+    for _ in range(100):
+        loss, stats = crit(out, batch)
+        first = first if first is not None else {k: v.item() for k, v in stats.items()}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k in ("hm_loss", "hm_hp_loss", "hp_loss", "wh_loss", "off_loss"):
+        assert stats[k].item() < 0.5 * first[k], k

@@ -61,3 +61,16 @@ def test_render_writes_a_png(tmp_path, capsys):
     assert main(["render", "--out", str(out), "--output-size", "64"]) == 0
     img = cv2.imread(str(out))
     assert img is not None and img.shape[1] == 2 * 64 * 3
+
+
+def test_training_example_runs_end_to_end():
+    import importlib.util
+    import math
+
+    spec = importlib.util.spec_from_file_location("train_step", ROOT / "examples" / "train_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    stats = mod.main(["--steps", "3", "--workers", "0", "--images", "8"])
+    assert set(stats) == {"loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss",
+                          "wh_loss", "off_loss"}
+    assert all(math.isfinite(v) for v in stats.values()) and stats["hm_loss"] > 0
