@@ -61,18 +61,21 @@ def transpose_and_gather(feat: Tensor, ind: Tensor) -> Tensor:
 
 
 def reduce_num_pos(num_pos: Tensor, distributed: bool) -> Tensor:
-    """The positive count used for normalising.
+    """The denominator of the focal loss: the number of positives, or 1 when there are none.
 
     With ``distributed=True`` and an initialised ``torch.distributed`` group,
     the count is summed over ranks and divided by the world size, so that
     the gradients DDP averages over ranks equal the gradient of the global
-    sum over the global number of positives.  Otherwise returned unchanged.
+    sum over the global number of positives (a rank without positives of its
+    own still divides by the global figure).  Without any positive anywhere
+    the denominator is 1: the negative sum alone, as in CenterNet.
     """
     if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
-        num_pos = num_pos.detach().clone()
-        torch.distributed.all_reduce(num_pos)
-        num_pos = num_pos / torch.distributed.get_world_size()
-    return num_pos
+        total = num_pos.detach().clone()
+        torch.distributed.all_reduce(total)
+        per_rank = total / torch.distributed.get_world_size()
+        return torch.where(total > 0, per_rank, torch.ones_like(per_rank))
+    return num_pos.clamp(min=1.0)
 
 
 def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
@@ -93,7 +96,7 @@ def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
     neg_loss = torch.where(neg, torch.log(1 - pred) * torch.pow(pred, alpha)
                            * torch.pow(1 - gt, beta), 0.0).sum()
     num_pos = reduce_num_pos(pos.sum().to(pred.dtype), distributed)
-    return -(pos_loss + neg_loss) / num_pos.clamp(min=1.0)
+    return -(pos_loss + neg_loss) / num_pos
 
 
 class _CenterNetFocal(torch.autograd.Function):
@@ -182,7 +185,7 @@ def centernet_focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 
     _same_shape("logits", logits, "gt", gt)
     total, num_pos = _CenterNetFocal.apply(logits, gt, alpha, beta, True)
     num_pos = reduce_num_pos(num_pos, distributed)
-    return -total / num_pos.clamp(min=1.0)
+    return -total / num_pos
 
 
 def focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
@@ -209,7 +212,7 @@ def focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0, beta:
     pos_loss = torch.where(pos, log_p * q.pow(alpha), 0.0).sum()
     neg_loss = torch.where(neg, log_q * p.pow(alpha) * (1 - gt).pow(beta), 0.0).sum()
     num_pos = reduce_num_pos(pos.sum().to(x.dtype), distributed)
-    return -(pos_loss + neg_loss) / num_pos.clamp(min=1.0)
+    return -(pos_loss + neg_loss) / num_pos
 
 
 def fast_focal_loss_with_logits(logits: Tensor, gt: Tensor, ind: Tensor, mask: Tensor,
@@ -235,7 +238,7 @@ def fast_focal_loss_with_logits(logits: Tensor, gt: Tensor, ind: Tensor, mask: T
     m = mask.to(torch.bool)
     pos_sum = torch.where(m, torch.log(p) * (1 - p).pow(alpha), 0.0).sum()
     num_pos = reduce_num_pos(m.sum().to(x.dtype), distributed)
-    return -(pos_sum + neg_sum) / num_pos.clamp(min=1.0)
+    return -(pos_sum + neg_sum) / num_pos
 
 
 def reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
