@@ -105,6 +105,39 @@ def step(loss_fn, outputs, batch):
     return stats
 
 
+def saved_for_backward_mb(fn, x: torch.Tensor) -> float:
+    """Megabytes autograd keeps for backward while evaluating ``fn(x)`` (x itself excluded)."""
+    leaf = x.clone().requires_grad_()
+    sizes: list[int] = []
+
+    def pack(t):
+        if t.data_ptr() != leaf.data_ptr():
+            sizes.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(leaf)
+    return sum(sizes) / 2 ** 20
+
+
+def focal_memory(outputs, batch) -> None:
+    from losses import functional as LF
+
+    x, gt = outputs["hm_hp"], batch["hm_hp"]
+    B, J = gt.shape[:2]
+    joint = torch.arange(J).repeat(batch["hp_ind"].shape[1] // J).expand(B, -1)  # class of slot k*J+j
+    print(f"  memory kept for backward by the hm_hp focal loss ({x.numel() * 4 / 2 ** 20:.1f} MB map):")
+    rows = {
+        "CenterNet formulation": lambda a: _neg_loss(_sigmoid(a), gt),
+        "focal='centernet' (fused)": lambda a: LF.centernet_focal_loss_with_logits(a, gt),
+        "focal='logits'": lambda a: LF.focal_loss_with_logits(a, gt),
+        "focal='fast' (hp_ind/hp_mask)": lambda a: LF.fast_focal_loss_with_logits(
+            a, gt, batch["hp_ind"], batch["hp_mask"], joint),
+    }
+    for name, fn in rows.items():
+        print(f"    {name:<34} {saved_for_backward_mb(fn, x):8.1f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=8)
@@ -126,6 +159,7 @@ def main() -> None:
     print(f"  CenterNet formulation  {t_ref * 1e3:8.2f} ms/step")
     print(f"  centertargets          {t_ours * 1e3:8.2f} ms/step   speed-up = {t_ref / t_ours:.2f}x")
     print(f"  largest relative difference between the loss stats: {worst:.2e}")
+    focal_memory(outputs, batch)
 
 
 if __name__ == "__main__":
