@@ -74,6 +74,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         else:
             failed += 1
             print(r.line())
+    if not paths:
+        print("no .npz fixtures found in " + ", ".join(args.paths))
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 
