@@ -128,6 +128,12 @@ class _CenterNetLoss(nn.Module):
                                                   distributed=o.distributed)
         return LF.centernet_focal_loss_with_logits(logits, gt, distributed=o.distributed)
 
+    def _centre_offset(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+                       B: int) -> Tensor:
+        """``off_loss`` of one stack: the ``reg`` head at ``ind`` vs ``reg``, per-object mask."""
+        reg = self.check_output(out, "reg", 2, B)
+        return self._reg(reg, batch["reg_mask"], batch["ind"], batch["reg"])
+
     def _reg(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
         pred = LF.transpose_and_gather(output, ind)
         if self.options.reg_loss == "sl1":
@@ -209,9 +215,7 @@ class CtdetLoss(_CenterNetLoss):
                     wh_loss = wh_loss + self._reg(wh, batch["reg_mask"], batch["ind"],
                                                   batch["wh"]) / n
             if use_off:
-                reg = self.check_output(out, "reg", 2, B)
-                off_loss = off_loss + self._reg(reg, batch["reg_mask"], batch["ind"],
-                                                batch["reg"]) / n
+                off_loss = off_loss + self._centre_offset(out, batch, B) / n
         loss = o.hm_weight * hm_loss + o.wh_weight * wh_loss + o.off_weight * off_loss
         return loss, {"loss": loss, "hm_loss": hm_loss, "wh_loss": wh_loss, "off_loss": off_loss}
 
@@ -279,9 +283,7 @@ class MultiPoseLoss(_CenterNetLoss):
                 wh_loss = wh_loss + self._reg(wh, batch["reg_mask"], batch["ind"],
                                               batch["wh"]) / n
             if use_off:
-                reg = self.check_output(out, "reg", 2, B)
-                off_loss = off_loss + self._reg(reg, batch["reg_mask"], batch["ind"],
-                                                batch["reg"]) / n
+                off_loss = off_loss + self._centre_offset(out, batch, B) / n
             if use_hp_off:
                 hpo = self.check_output(out, "hp_offset", 2, B)
                 hp_offset_loss = hp_offset_loss + self._reg(hpo, batch["hp_mask"],
