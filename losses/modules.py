@@ -48,32 +48,37 @@ class FastFocalLoss(FocalLoss):
                                               self.distributed)
 
 
-class RegL1Loss(nn.Module):
+class _GatheredLoss(nn.Module):
+    """Read ``output`` (B, D, H, W) at ``ind`` (B, M), then apply ``loss(pred, target, mask)``."""
+
+    loss = staticmethod(LF.reg_l1_loss)
+
+    def forward(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
+        return type(self).loss(LF.transpose_and_gather(output, ind), target, mask)
+
+
+class RegL1Loss(_GatheredLoss):
     """L1 at ``ind`` with a per-object mask; divided by 2 x objects (D = 2)."""
 
-    def forward(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
-        return LF.reg_l1_loss(LF.transpose_and_gather(output, ind), target, mask)
+    loss = staticmethod(LF.reg_l1_loss)
 
 
-class RegWeightedL1Loss(nn.Module):
+class RegWeightedL1Loss(_GatheredLoss):
     """L1 at ``ind`` with a per-coordinate mask (``hps_mask``, ``cat_spec_mask``)."""
 
-    def forward(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
-        return LF.reg_weighted_l1_loss(LF.transpose_and_gather(output, ind), target, mask)
+    loss = staticmethod(LF.reg_weighted_l1_loss)
 
 
-class NormRegL1Loss(nn.Module):
+class NormRegL1Loss(_GatheredLoss):
     """Relative L1 at ``ind`` (``--norm_wh``)."""
 
-    def forward(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
-        return LF.norm_reg_l1_loss(LF.transpose_and_gather(output, ind), target, mask)
+    loss = staticmethod(LF.norm_reg_l1_loss)
 
 
-class RegLoss(nn.Module):
+class RegLoss(_GatheredLoss):
     """Smooth-L1 at ``ind`` (``--reg_loss sl1``); divided by objects."""
 
-    def forward(self, output: Tensor, mask: Tensor, ind: Tensor, target: Tensor) -> Tensor:
-        return LF.reg_smooth_l1_loss(LF.transpose_and_gather(output, ind), target, mask)
+    loss = staticmethod(LF.reg_smooth_l1_loss)
 
 
 class DenseL1Loss(nn.Module):
