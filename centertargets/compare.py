@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from .config import CtdetConfig, MultiPoseConfig
+
 FLOAT_ATOL = 1e-5
 FLOAT_RTOL = 1e-6
 LOSS_RTOL = 1e-5
@@ -194,21 +196,31 @@ def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
 
 
 def _check_decode(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
+    """A decoder fixture through :class:`CtdetDecoder` / :class:`MultiPoseDecoder`.
+
+    The config comes from the fixture (sizes from the arrays' shapes, heads
+    from its flags); its heatmaps are probabilities, so no sigmoid is applied.
+    """
     import torch
 
-    from .decode import ctdet_decode, multi_pose_decode
+    from .decode import CtdetDecoder, MultiPoseDecoder
 
-    t = {k: torch.from_numpy(v) for k, v in arrays.items() if k != "detections"}
-    K = int(meta["K"])
-    with torch.no_grad():
-        if meta["kind"] == "ctdet_decode":
-            dets = ctdet_decode(t["heat"], t["wh"], t.get("reg"),
-                                cat_spec_wh=bool(meta.get("cat_spec_wh", False)), K=K)
-        else:
-            dets = multi_pose_decode(t["heat"], t["wh"], t["kps"], t.get("reg"),
-                                     t.get("hm_hp") if meta.get("hm_hp", False) else None,
-                                     t.get("hp_offset") if meta.get("hp_offset", False) else None,
-                                     K=K)
+    heat = arrays["heat"]
+    B, C, H, W = heat.shape
+    common = dict(output_size=(W, H), num_classes=C, reg_offset="reg" in arrays)
+    heads = {"hm": heat, "wh": arrays["wh"], "reg": arrays.get("reg")}
+    if meta["kind"] == "ctdet_decode":
+        decoder: Any = CtdetDecoder(CtdetConfig(cat_spec_wh=bool(meta.get("cat_spec_wh", False)),
+                                                **common), K=int(meta["K"]), apply_sigmoid=False)
+    else:
+        J = arrays["kps"].shape[1] // 2
+        cfg = MultiPoseConfig(num_joints=J, flip_idx=(), hm_hp=bool(meta.get("hm_hp", False)),
+                              reg_hp_offset=bool(meta.get("hp_offset", False)), **common)
+        heads.update(hps=arrays["kps"], hm_hp=arrays.get("hm_hp"),
+                     hp_offset=arrays.get("hp_offset"))
+        decoder = MultiPoseDecoder(cfg, K=int(meta["K"]), apply_sigmoid=False)
+    outputs = {k: torch.from_numpy(v) for k, v in heads.items() if v is not None}
+    dets = decoder(outputs)
     return compare_arrays(name, {"detections": arrays["detections"]},
                           {"detections": dets.numpy()}, atol=DECODE_ATOL, rtol=0.0)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .spec import TargetSpec
+    from .spec import HeadSpec, TargetSpec
 
 HeatmapKind = Literal["umich", "msra", "elliptic"]
 RadiusFormula = Literal["centernet", "corrected"]
@@ -129,6 +129,20 @@ class _BaseConfig:
         from .spec import target_spec
 
         return target_spec(self)
+
+    def head_spec(self) -> dict[str, "HeadSpec"]:
+        """Every network output head this config needs: name -> :class:`~centertargets.spec.HeadSpec`.
+
+        Losses, decoders and examples read the heads from here; build a model's
+        last layers from it (``channels``, ``init_bias``).
+        """
+        from .spec import head_spec
+
+        return head_spec(self)
+
+    def heads(self) -> dict[str, int]:
+        """Head name -> channels, CenterNet's ``opt.heads`` (e.g. ``{"hm": 1, "wh": 2, "hps": 34, ...}``)."""
+        return {name: h.channels for name, h in self.head_spec().items()}
 
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed (validated again)."""

@@ -11,7 +11,7 @@ inverse affine transform.  Dimensions: B batch, C classes, J joints, K peaks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -186,41 +186,75 @@ def to_image(points: np.ndarray, center: Sequence[float], scale: float | Sequenc
 
 
 class _Decoder:
+    """Reads the heads of ``config.head_spec()`` from a model's outputs and decodes them."""
+
     def __init__(self, config: "CtdetConfig | MultiPoseConfig", K: int = 100,
                  apply_sigmoid: bool = True) -> None:
-        self.config, self.K, self.apply_sigmoid = config, K, apply_sigmoid
+        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+            raise ValueError(f"K={K!r}: expected an int >= 1 (detections per image)")
+        W, H = config.output_size
+        if K > W * H:
+            raise ValueError(f"K={K}: expected at most {W * H} (the output map's {W}x{H} pixels)")
+        self.config, self.K, self.apply_sigmoid = config, int(K), bool(apply_sigmoid)
+        self.heads = config.head_spec()
 
-    def _heat(self, x: "Tensor") -> "Tensor":
-        return _torch().sigmoid(x) if self.apply_sigmoid else x
+    def heads_of(self, outputs: "Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]]"
+                 ) -> dict[str, "Tensor"]:
+        """Every head of the config, checked, with a sigmoid on the heatmap heads.
+
+        ``outputs`` is a dict of head tensors, or a list of them (one per stack;
+        the last is decoded, as CenterNet does).  Heatmap heads (``kind ==
+        "heatmap"``) get a sigmoid unless ``apply_sigmoid=False``; MSRA
+        heatmaps are regressed and never do.
+        """
+        from .spec import check_head, describe_config
+
+        if isinstance(outputs, (list, tuple)):
+            if not outputs:
+                raise ValueError("outputs is an empty list: expected a dict of head tensors "
+                                 "or one per stack")
+            outputs = outputs[-1]
+        got: dict[str, "Tensor"] = {}
+        B = None
+        for name, head in self.heads.items():
+            t = check_head(outputs, head, B, describe_config(self.config))
+            B = t.shape[0]
+            t = t.detach()
+            if head.kind == "heatmap" and self.apply_sigmoid:
+                t = t.float().sigmoid()
+            got[name] = t.float()
+        return got
 
 
 class CtdetDecoder(_Decoder):
     """Decode ctdet head outputs with the config's heads: ``dec(outputs) -> (B, K, 6)``.
 
-    ``outputs`` holds logits (``apply_sigmoid=True``, the default) or, with
-    ``apply_sigmoid=False``, probabilities (``heatmap="msra"`` outputs are
-    regressed, not logits).
+    ``outputs`` holds the heads of ``config.head_spec()`` as logits
+    (``apply_sigmoid=True``, the default) or, with ``apply_sigmoid=False``,
+    probabilities; a missing or misshapen head is an error naming it.
+    Detections are ``x1, y1, x2, y2, score, class`` in output-map pixels,
+    as float32 tensors without gradient.
     """
 
-    def __call__(self, outputs: dict) -> "Tensor":
-        cfg = self.config
-        return ctdet_decode(self._heat(outputs["hm"]) if cfg.heatmap != "msra" else outputs["hm"],
-                            outputs["wh"], outputs.get("reg") if cfg.reg_offset else None,
-                            cat_spec_wh=cfg.cat_spec_wh, K=self.K)
+    def __call__(self, outputs: "Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]]"
+                 ) -> "Tensor":
+        h = self.heads_of(outputs)
+        return ctdet_decode(h["hm"], h["wh"], h.get("reg"), cat_spec_wh=self.config.cat_spec_wh,
+                            K=self.K)
 
 
 class MultiPoseDecoder(_Decoder):
-    """Decode multi_pose head outputs with the config's heads: ``dec(outputs) -> (B, K, 6 + 2J)``."""
+    """Decode multi_pose head outputs with the config's heads: ``dec(outputs) -> (B, K, 6 + 2J)``.
 
-    def __call__(self, outputs: dict) -> "Tensor":
-        cfg = self.config
-        hm_hp = None
-        if cfg.hm_hp:
-            hm_hp = outputs["hm_hp"] if cfg.heatmap == "msra" else self._heat(outputs["hm_hp"])
-        return multi_pose_decode(self._heat(outputs["hm"]), outputs["wh"], outputs["hps"],
-                                 outputs.get("reg") if cfg.reg_offset else None, hm_hp,
-                                 outputs.get("hp_offset") if cfg.reg_hp_offset else None,
-                                 K=self.K)
+    As :class:`CtdetDecoder`; each row is ``x1, y1, x2, y2, score, x0, y0, ...,
+    x_{J-1}, y_{J-1}, class`` in output-map pixels.
+    """
+
+    def __call__(self, outputs: "Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]]"
+                 ) -> "Tensor":
+        h = self.heads_of(outputs)
+        return multi_pose_decode(h["hm"], h["wh"], h["hps"], h.get("reg"), h.get("hm_hp"),
+                                 h.get("hp_offset"), K=self.K)
 
 
 def oracle_outputs(targets: dict, config: "CtdetConfig | MultiPoseConfig") -> dict:

@@ -1,4 +1,4 @@
-"""Target names -> shape and dtype, derived from a config.
+"""Target names -> shape and dtype, and output heads -> channels, derived from a config.
 
 Names, shapes and dtypes are CenterNet's, so a CenterNet training loop takes
 the targets unchanged.  Symbols: C classes, J joints, M = ``max_objs``,
@@ -8,7 +8,7 @@ H x W the output map.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -111,4 +111,139 @@ def target_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, TargetSpec
         add("hp_offset", (M * J, 2), _F32)
         add("hp_ind", (M * J,), _I64)
         add("hp_mask", (M * J,), _I64)
+    return out
+
+
+#: CenterNet's initial bias of heatmap heads trained with the focal loss:
+#: ``-log((1 - 0.1) / 0.1) = -2.19``, so that every pixel starts at p = 0.1.
+HEATMAP_PRIOR_BIAS = -2.19
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One network output head: ``name``, ``channels`` and how it is trained and decoded.
+
+    ``kind`` is ``"heatmap"`` for heads that output logits, trained with the
+    focal loss and passed through a sigmoid by the decoder, or
+    ``"regression"`` for heads whose raw values are the prediction (sizes,
+    offsets, joint vectors, and MSRA heatmaps trained with MSE).  ``loss``
+    names the criterion, ``targets`` the targets that supervise the head,
+    and ``init_bias`` is CenterNet's initial bias for the head's last layer
+    (``-2.19`` for focal heatmaps, 0 otherwise).
+    """
+
+    name: str
+    channels: int
+    kind: Literal["heatmap", "regression"]
+    loss: str
+    targets: tuple[str, ...]
+    doc: str
+    output_size: tuple[int, int]
+
+    @property
+    def init_bias(self) -> float:
+        """CenterNet's initial bias of the head's last layer."""
+        return HEATMAP_PRIOR_BIAS if self.kind == "heatmap" else 0.0
+
+    def shape(self, batch: int) -> tuple[int, int, int, int]:
+        """The head's output shape for a batch: ``(B, channels, H, W)``."""
+        W, H = self.output_size
+        return (batch, self.channels, H, W)
+
+
+def describe_config(config: "CtdetConfig | MultiPoseConfig") -> str:
+    """A short description of a config for error messages."""
+    extra = f", num_joints={config.num_joints}" if config.task == "multi_pose" else ""
+    return (f"{type(config).__name__}(output_size={config.output_size}, "
+            f"num_classes={config.num_classes}, max_objs={config.max_objs}{extra})")
+
+
+def check_head(outputs: Any, head: HeadSpec, batch: int | None = None, context: str = "") -> Any:
+    """``outputs[head.name]``, checked to be a floating (B, channels, H, W) torch tensor.
+
+    ``batch`` pins B when given.  Errors name the head, what was given and
+    what was expected (``context`` says where the expectation comes from).
+    Imports torch when called.
+    """
+    import torch
+
+    name, where = head.name, f" from {context}" if context else ""
+    W, H = head.output_size
+    want = f"({'B' if batch is None else batch}, {head.channels}, {H}, {W})"
+    if not hasattr(outputs, "keys"):
+        raise TypeError(f"outputs is {type(outputs).__name__}: expected a dict of head tensors "
+                        f"({head.name!r}, ...)")
+    if name not in outputs:
+        raise ValueError(f"outputs has no head {name!r}: expected a {want} tensor{where} "
+                         f"(heads given: {sorted(outputs)})")
+    t = outputs[name]
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"outputs[{name!r}] is {type(t).__name__}: expected a torch.Tensor {want}")
+    if t.dim() != 4 or tuple(t.shape[1:]) != (head.channels, H, W) or \
+            (batch is not None and t.shape[0] != batch):
+        raise ValueError(f"outputs[{name!r}] has shape {tuple(t.shape)}: expected {want}, "
+                         f"{head.channels} channel{'s' if head.channels != 1 else ''} for head "
+                         f"{name!r}{where}")
+    if not t.is_floating_point():
+        raise TypeError(f"outputs[{name!r}] has dtype {t.dtype}: expected floating point")
+    return t
+
+
+def head_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, HeadSpec]:
+    """Every output head ``config`` needs, in CenterNet's order: name -> :class:`HeadSpec`.
+
+    ctdet: ``hm`` (C), ``wh`` (2, or 2C with ``cat_spec_wh``), ``reg`` (2) with
+    ``reg_offset``.  multi_pose: ``hm`` (C), ``wh`` (2), ``hps`` (2J), ``reg`` (2)
+    with ``reg_offset``, ``hm_hp`` (J) with ``hm_hp``, ``hp_offset`` (2) with
+    ``reg_hp_offset``.  The channels are CenterNet's ``opt.heads``; every head
+    is (B, channels, H, W) at the output size.
+    """
+    C = config.num_classes
+    msra = config.heatmap == "msra"
+    out: dict[str, HeadSpec] = {}
+
+    def add(name: str, channels: int, kind: str, loss: str, targets: tuple[str, ...],
+            doc: str) -> None:
+        out[name] = HeadSpec(name, int(channels), kind, loss, targets,  # type: ignore[arg-type]
+                             doc, config.output_size)
+
+    if config.task == "ctdet":
+        if msra:
+            add("hm", C, "regression", "mse", ("hm",),
+                "centre heatmap per class, regressed with MSE (no sigmoid)")
+        else:
+            add("hm", C, "heatmap", "focal", ("hm",), "centre heatmap logits per class")
+        if config.dense_wh:
+            add("wh", 2, "regression", "dense l1", ("dense_wh", "dense_wh_mask"),
+                "box size at every pixel, weighted by the centre heatmap")
+        elif config.cat_spec_wh:
+            add("wh", 2 * C, "regression", "l1 at ind", ("cat_spec_wh", "cat_spec_mask"),
+                "box size per class (columns 2c, 2c+1), read at ind")
+        else:
+            add("wh", 2, "regression", "l1 at ind", ("wh", "reg_mask"), "box size read at ind")
+        if config.reg_offset:
+            add("reg", 2, "regression", "l1 at ind", ("reg", "reg_mask"),
+                "sub-pixel centre offset read at ind")
+        return out
+    J = config.num_joints
+    add("hm", C, "heatmap", "focal", ("hm",), "person-centre heatmap logits")
+    add("wh", 2, "regression", "l1 at ind", ("wh", "reg_mask"), "box size read at ind")
+    if config.dense_hp:
+        add("hps", 2 * J, "regression", "dense l1", ("dense_hps", "dense_hps_mask"),
+            "joint vectors from the centre at every pixel, weighted by the centre heatmap")
+    else:
+        add("hps", 2 * J, "regression", "l1 at ind", ("hps", "hps_mask"),
+            "joint vectors (dx, dy) from the integer centre, read at ind")
+    if config.reg_offset:
+        add("reg", 2, "regression", "l1 at ind", ("reg", "reg_mask"),
+            "sub-pixel centre offset read at ind")
+    if config.hm_hp:
+        if msra:
+            add("hm_hp", J, "regression", "mse", ("hm_hp",),
+                "joint heatmaps, regressed with MSE (no sigmoid)")
+        else:
+            add("hm_hp", J, "heatmap", "focal", ("hm_hp",), "joint heatmap logits")
+    if config.reg_hp_offset:
+        add("hp_offset", 2, "regression", "l1 at hp_ind", ("hp_offset", "hp_mask"),
+            "sub-pixel joint offset read at hp_ind")
     return out

@@ -28,17 +28,17 @@ from losses import MultiPoseLoss
 
 
 class TinyPoseNet(nn.Module):
-    """Heads on a small conv trunk; input is the target heatmaps' size (no images here)."""
+    """The config's heads on a small conv trunk; input is the target heatmaps' size (no images)."""
 
-    def __init__(self, J: int = 17, width: int = 32) -> None:
+    def __init__(self, cfg: MultiPoseConfig, width: int = 32) -> None:
         super().__init__()
         self.trunk = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
                                    nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        heads = {"hm": 1, "wh": 2, "hps": 2 * J, "reg": 2, "hm_hp": J, "hp_offset": 2}
-        self.heads = nn.ModuleDict({k: nn.Conv2d(width, c, 1) for k, c in heads.items()})
+        spec = cfg.head_spec()         # name -> channels, heatmap or regression, initial bias
+        self.heads = nn.ModuleDict({k: nn.Conv2d(width, h.channels, 1) for k, h in spec.items()})
         with torch.no_grad():          # CenterNet's prior: heatmap logits start at -2.19
-            self.heads["hm"].bias.fill_(-2.19)
-            self.heads["hm_hp"].bias.fill_(-2.19)
+            for k, h in spec.items():
+                self.heads[k].bias.fill_(h.init_bias)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.trunk(x)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=True))
     loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=args.workers,
                         drop_last=True)
-    model = TinyPoseNet()
+    model = TinyPoseNet(cfg)
     criterion = MultiPoseLoss(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     step, stats = 0, {}

@@ -33,12 +33,75 @@ P_MAX = 1.0 - 1e-4
 #: ``logit(1 - 1e-4) = -logit(1e-4)``: beyond it CenterNet's clamp is active.
 X_LIVE = 9.210240366975849
 
+#: Elements per chunk of the float64 reductions: 2^20 float32 values, whose float64
+#: copies (8 MB) stay in cache, so accumulating in float64 costs little.
+CHUNK = 1 << 20
+
 __all__ = [
     "clamped_sigmoid", "transpose_and_gather", "focal_loss", "centernet_focal_loss_with_logits",
     "focal_loss_with_logits", "fast_focal_loss_with_logits", "reg_l1_loss",
     "reg_weighted_l1_loss", "norm_reg_l1_loss", "reg_smooth_l1_loss", "dense_l1_loss",
-    "mse_loss", "reduce_num_pos",
+    "mse_loss", "reduce_num_pos", "sum64", "looks_like_probabilities",
 ]
+
+
+# --- exact sums ----------------------------------------------------------------------------------
+#
+# Why: a float32 reduction (``torch.dot``, ``Tensor.sum``) adds its terms in an order that
+# depends on the CPU's vector width and on the thread count.  Over the millions of terms of a
+# training-size heatmap (16 x 80 x 128 x 128 = 21M) the float32 total moves by up to 1e-3
+# relative between machines.  Every loss here therefore computes its terms element-wise in
+# float32 (or the input's float64) and adds them up in float64, chunk by chunk: the result is
+# within a few float32 roundings of the float64 formula on any CPU and thread count, and the
+# float64 copies never exceed one chunk.
+
+def _chunks(t: Tensor) -> list[Tensor]:
+    flat = t.reshape(-1)
+    return [flat[i:i + CHUNK] for i in range(0, flat.numel(), CHUNK)] or [flat]
+
+
+def _chunked_sum64(t: Tensor) -> Tensor:
+    """``t.sum()`` accumulated in float64, one chunk converted at a time (no autograd)."""
+    return torch.stack([c.sum(dtype=torch.float64) for c in _chunks(t)]).sum()
+
+
+class _Sum64(torch.autograd.Function):
+    """``t.sum()`` accumulated in float64, chunk by chunk; the gradient is ``t``'s dtype."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.shape, ctx.dtype = t.shape, t.dtype
+        return _chunked_sum64(t)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return grad.to(ctx.dtype).expand(ctx.shape)
+
+
+def sum64(t: Tensor) -> Tensor:
+    """Sum of all elements as a float64 0-d tensor, the same on every CPU and thread count.
+
+    Differentiable (the gradient has ``t``'s dtype); the float64 copy it
+    makes is one chunk of :data:`CHUNK` elements at a time.
+    """
+    return _Sum64.apply(t)
+
+
+def looks_like_probabilities(t: Tensor) -> bool:
+    """True when every value of ``t`` lies in [0, 1]: a heatmap already passed through a sigmoid.
+
+    The losses take logits.  A cheap strided sample is checked first, so the
+    full pass only happens when the sample already looks like probabilities.
+    """
+    flat = t.detach().reshape(-1)
+    if flat.numel() == 0:
+        return False
+    step = max(1, flat.numel() // 4096)
+    for part in (flat[::step], flat):
+        lo, hi = torch.aminmax(part)
+        if not (lo >= 0 and hi <= 1):
+            return False
+    return True
 
 
 def clamped_sigmoid(x: Tensor) -> Tensor:
@@ -92,15 +155,15 @@ def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
     gt = gt.to(pred.dtype)
     pos = gt.eq(1)
     neg = gt.lt(1)
-    pos_loss = torch.where(pos, torch.log(pred) * torch.pow(1 - pred, alpha), 0.0).sum()
-    neg_loss = torch.where(neg, torch.log(1 - pred) * torch.pow(pred, alpha)
-                           * torch.pow(1 - gt, beta), 0.0).sum()
-    num_pos = reduce_num_pos(pos.sum().to(pred.dtype), distributed)
-    return -(pos_loss + neg_loss) / num_pos
+    pos_loss = sum64(torch.where(pos, torch.log(pred) * torch.pow(1 - pred, alpha), 0.0))
+    neg_loss = sum64(torch.where(neg, torch.log(1 - pred) * torch.pow(pred, alpha)
+                                 * torch.pow(1 - gt, beta), 0.0))
+    num_pos = reduce_num_pos(_count(pos), distributed)
+    return (-(pos_loss + neg_loss) / num_pos).to(pred.dtype)
 
 
 class _CenterNetFocal(torch.autograd.Function):
-    """``(sum of focal terms, num_pos)`` of CenterNet's loss on logits, gradient in one go.
+    """``(sum of focal terms, num_pos)`` (float64) of CenterNet's loss on logits, gradient in one go.
 
     Forward computes the value and CenterNet's gradient together with about
     fifteen in-place tensor passes (no autograd graph, no float masks, no
@@ -137,7 +200,7 @@ def _ipow_(t: Tensor, e: float) -> Tensor:
 
 def _focal_value_and_grad(x: Tensor, g: Tensor, alpha: float, beta: float, with_pos: bool
                           ) -> tuple[Tensor, Tensor, Tensor]:
-    """Sum of CenterNet's focal terms, positive count and ``-d(sum)/dx`` (any device).
+    """Sum of CenterNet's focal terms and positive count (float64), and ``-d(sum)/dx`` (any device).
 
     Negatives: every element with ``gt < 1``, weighted ``(1 - gt)^beta``; the
     weight is 0 at ``gt == 1`` and clamped to 0 above, so no negative mask is
@@ -152,23 +215,24 @@ def _focal_value_and_grad(x: Tensor, g: Tensor, alpha: float, beta: float, with_
     lq = torch.log(q)
     w = _ipow_((1.0 - g).clamp_(min=0.0), beta)
     wpa = w.mul_(_ipow_(p * p, alpha / 2.0) if alpha % 2 == 0 else p.pow(alpha))  # w * p^a
-    total = torch.dot(lq.reshape(-1), wpa.reshape(-1))    # sum of negative terms
     # -d/dx [log q * p^a * w] = w p^a (p - a q log q), with dp/dx = p q
-    grad = wpa.mul_(torch.addcmul(p, q, lq, value=-alpha))
+    dlog = torch.addcmul(p, q, lq, value=-alpha)
+    total = _chunked_sum64(lq.mul_(wpa))                    # sum of the negative terms
+    grad = wpa.mul_(dlog)
     grad.masked_fill_(xc != x, 0.0)
     if with_pos:
         pos = g.eq(1).reshape(-1).nonzero().squeeze(1)
-        num_pos = torch.tensor(float(pos.numel()), dtype=x.dtype, device=x.device)
+        num_pos = torch.tensor(float(pos.numel()), dtype=torch.float64, device=x.device)
         pp = p.reshape(-1)[pos]
         qp = 1.0 - pp
         lp = torch.log(pp)
         qa = qp.pow(alpha)
-        total = total + (lp * qa).sum()
+        total = total + (lp * qa).sum(dtype=torch.float64)
         dpos = qa * qp - alpha * pp * qa * lp
         live = x.reshape(-1)[pos].abs() <= X_LIVE
         grad.reshape(-1)[pos] = torch.where(live, -dpos, 0.0)
     else:
-        num_pos = torch.zeros((), dtype=x.dtype, device=x.device)
+        num_pos = torch.zeros((), dtype=torch.float64, device=x.device)
     return total, num_pos, grad
 
 
@@ -185,7 +249,7 @@ def centernet_focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 
     _same_shape("logits", logits, "gt", gt)
     total, num_pos = _CenterNetFocal.apply(logits, gt, alpha, beta, True)
     num_pos = reduce_num_pos(num_pos, distributed)
-    return -total / num_pos
+    return (-total / num_pos).to(_compute_dtype(logits))
 
 
 def focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0,
@@ -209,10 +273,10 @@ def focal_loss_with_logits(logits: Tensor, gt: Tensor, alpha: float = 2.0, beta:
     log_q = F.logsigmoid(-x)
     p = torch.sigmoid(x)
     q = torch.sigmoid(-x)
-    pos_loss = torch.where(pos, log_p * q.pow(alpha), 0.0).sum()
-    neg_loss = torch.where(neg, log_q * p.pow(alpha) * (1 - gt).pow(beta), 0.0).sum()
-    num_pos = reduce_num_pos(pos.sum().to(x.dtype), distributed)
-    return -(pos_loss + neg_loss) / num_pos
+    pos_loss = sum64(torch.where(pos, log_p * q.pow(alpha), 0.0))
+    neg_loss = sum64(torch.where(neg, log_q * p.pow(alpha) * (1 - gt).pow(beta), 0.0))
+    num_pos = reduce_num_pos(_count(pos), distributed)
+    return (-(pos_loss + neg_loss) / num_pos).to(x.dtype)
 
 
 def fast_focal_loss_with_logits(logits: Tensor, gt: Tensor, ind: Tensor, mask: Tensor,
@@ -236,9 +300,9 @@ def fast_focal_loss_with_logits(logits: Tensor, gt: Tensor, ind: Tensor, mask: T
     x = _at_least_f32(logits).reshape(B, -1).gather(1, flat)
     p = clamped_sigmoid(x)
     m = mask.to(torch.bool)
-    pos_sum = torch.where(m, torch.log(p) * (1 - p).pow(alpha), 0.0).sum()
-    num_pos = reduce_num_pos(m.sum().to(x.dtype), distributed)
-    return -(pos_sum + neg_sum) / num_pos
+    pos_sum = sum64(torch.where(m, torch.log(p) * (1 - p).pow(alpha), 0.0))
+    num_pos = reduce_num_pos(_count(m), distributed)
+    return (-(pos_sum + neg_sum) / num_pos).to(x.dtype)
 
 
 def reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -250,8 +314,8 @@ def reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     whatever the network outputs there.
     """
     _check_reg("pred", pred, "target", target)
-    m = mask.to(torch.bool).unsqueeze(2).expand_as(pred)
-    return _masked_l1(pred, target, m) / (m.sum() + 1e-4)
+    m = _object_mask(mask, pred)
+    return _finish(_masked_l1(pred, target, m) / (_count(m) + 1e-4), pred)
 
 
 def reg_weighted_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -265,36 +329,38 @@ def reg_weighted_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     _check_reg("pred", pred, "target", target)
     _same_shape("pred", pred, "mask", mask)
     m = mask.to(torch.bool)
-    return _masked_l1(pred, target, m) / (m.sum() + 1e-4)
+    return _finish(_masked_l1(pred, target, m) / (_count(m) + 1e-4), pred)
 
 
 def norm_reg_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """CenterNet's ``NormRegL1Loss`` (``--norm_wh``): L1 of ``pred / (target + 1e-4)`` against 1.
 
-    Shapes as :func:`reg_l1_loss`; a relative error, same normalisation.
+    ``pred``/``target`` (B, M, D); ``mask`` per object (B, M) (``reg_mask``
+    with ``wh``) or per coordinate (B, M, D) (``cat_spec_mask`` with
+    ``cat_spec_wh``).  A relative error, divided by the masked coordinates + 1e-4.
     """
     _check_reg("pred", pred, "target", target)
-    m = mask.to(torch.bool).unsqueeze(2).expand_as(pred)
-    pred = _at_least_f32(pred)
-    ratio = pred / (target.to(pred.dtype) + 1e-4)
-    return _masked_l1(ratio, torch.ones_like(ratio), m) / (m.sum() + 1e-4)
+    m = _object_mask(mask, pred) if mask.dim() == 2 else mask.to(torch.bool)
+    _same_shape("pred", pred, "mask", m)
+    x = _at_least_f32(pred)
+    ratio = x / (target.to(x.dtype) + 1e-4)
+    return _finish(_masked_l1(ratio, torch.ones_like(ratio), m) / (_count(m) + 1e-4), pred)
 
 
 def reg_smooth_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """CenterNet's ``RegLoss`` (``--reg_loss sl1``): smooth-L1, divided by OBJECTS + 1e-4.
 
-    Note the different normalisation from :func:`reg_l1_loss`: the number of
-    masked objects, not of masked coordinates.
+    ``pred``/``target`` (B, M, D), ``mask`` (B, M).  Note the different
+    normalisation from :func:`reg_l1_loss`: the number of masked objects, not
+    of masked coordinates.
     """
     _check_reg("pred", pred, "target", target)
-    m = mask.to(torch.bool)
-    num = m.sum()
-    m = m.unsqueeze(2).expand_as(pred)
-    pred = _at_least_f32(pred)
-    target = target.to(pred.dtype)
-    diff = F.smooth_l1_loss(torch.where(m, pred, 0.0), torch.where(m, target, 0.0),
-                            reduction="sum")
-    return diff / (num + 1e-4)
+    num = _count(mask.to(torch.bool))
+    m = _object_mask(mask, pred)
+    x = _at_least_f32(pred)
+    diff = F.smooth_l1_loss(torch.where(m, x, 0.0), torch.where(m, target.to(x.dtype), 0.0),
+                            reduction="none")
+    return _finish(sum64(diff) / (num + 1e-4), pred)
 
 
 def dense_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -305,31 +371,53 @@ def dense_l1_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """
     _same_shape("pred", pred, "target", target)
     _same_shape("pred", pred, "mask", mask)
-    pred = _at_least_f32(pred)
-    mask = mask.to(pred.dtype)
-    target = target.to(pred.dtype)
-    on = mask != 0
-    diff = torch.where(on, pred * mask - target * mask, 0.0)
-    return diff.abs().sum() / (mask.sum() + 1e-4)
+    x = _at_least_f32(pred)
+    mask = mask.to(x.dtype)
+    diff = torch.where(mask != 0, x * mask - target.to(x.dtype) * mask, 0.0)
+    return _finish(sum64(diff.abs()) / (sum64(mask) + 1e-4), pred)
 
 
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error, used for MSRA heatmaps (``--mse_loss``); float32 at least."""
+    """Mean squared error over every element, used for MSRA heatmaps (``--mse_loss``)."""
     _same_shape("pred", pred, "target", target)
-    pred = _at_least_f32(pred)
-    return F.mse_loss(pred, target.to(pred.dtype))
+    x = _at_least_f32(pred)
+    return _finish(sum64((x - target.to(x.dtype)).square()) / max(x.numel(), 1), pred)
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    """float32 for half precision and integer inputs, the input's dtype otherwise."""
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) or \
+        not t.is_floating_point() else t.dtype
+
+
 def _at_least_f32(t: Tensor) -> Tensor:
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point() \
-        else t
+    return t.to(_compute_dtype(t))
+
+
+def _finish(value64: Tensor, like: Tensor) -> Tensor:
+    """A float64 loss value in the dtype the loss is computed in (float32 at least)."""
+    return value64.to(_compute_dtype(like))
+
+
+def _count(m: Tensor) -> Tensor:
+    """Number of True elements of a boolean mask, float64."""
+    return m.sum().to(torch.float64)
+
+
+def _object_mask(mask: Tensor, pred: Tensor) -> Tensor:
+    """A per-object mask (B, M) broadcast to ``pred``'s (B, M, D), boolean."""
+    if tuple(mask.shape) != tuple(pred.shape[:2]):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}: expected {tuple(pred.shape[:2])}"
+                         f" (one bit per object of pred {tuple(pred.shape)})")
+    return mask.to(torch.bool).unsqueeze(2).expand_as(pred)
 
 
 def _masked_l1(pred: Tensor, target: Tensor, m: Tensor) -> Tensor:
-    pred = _at_least_f32(pred)
-    return torch.where(m, pred - target.to(pred.dtype), 0.0).abs().sum()
+    """Sum of ``|pred - target|`` where ``m``, float64."""
+    x = _at_least_f32(pred)
+    return sum64(torch.where(m, x - target.to(x.dtype), 0.0).abs())
 
 
 def _same_shape(na: str, a: Tensor, nb: str, b: Tensor) -> None:

@@ -51,3 +51,34 @@ def test_spec_shapes_follow_centernet():
     c = CtdetConfig(cat_spec_wh=True).spec()
     assert "wh" not in c and c["cat_spec_wh"].shape == (128, 160)
     assert CtdetConfig(output_size=64).output_size == (64, 64)
+
+
+@pytest.mark.parametrize("kw,want", [
+    # CenterNet's opts.py: heads = {'hm': C, 'wh': 2 or 2C (cat_spec_wh)} + reg
+    (dict(), {"hm": 80, "wh": 2, "reg": 2}),
+    (dict(cat_spec_wh=True, num_classes=3), {"hm": 3, "wh": 6, "reg": 2}),
+    (dict(reg_offset=False, dense_wh=True), {"hm": 80, "wh": 2}),
+])
+def test_ctdet_heads_are_centernets(kw, want):
+    cfg = CtdetConfig(**kw)
+    assert cfg.heads() == want and list(cfg.heads()) == list(want)
+    spec = cfg.head_spec()
+    assert spec["hm"].kind == "heatmap" and spec["hm"].init_bias == pytest.approx(-2.19)
+    assert spec["wh"].kind == "regression" and spec["wh"].init_bias == 0.0
+    assert spec["hm"].shape(4) == (4, cfg.num_classes, 128, 128)
+    assert CtdetConfig(heatmap="msra").head_spec()["hm"].kind == "regression"   # MSE, no sigmoid
+
+
+@pytest.mark.parametrize("kw,want", [
+    # {'hm': C, 'wh': 2, 'hps': 2J} + reg, hm_hp (J), hp_offset
+    (dict(), {"hm": 1, "wh": 2, "hps": 34, "reg": 2, "hm_hp": 17, "hp_offset": 2}),
+    (dict(num_joints=14, flip_idx=(), hm_hp=False), {"hm": 1, "wh": 2, "hps": 28, "reg": 2,
+                                                      "hp_offset": 2}),
+    (dict(reg_offset=False, reg_hp_offset=False), {"hm": 1, "wh": 2, "hps": 34, "hm_hp": 17}),
+])
+def test_multi_pose_heads_are_centernets(kw, want):
+    cfg = MultiPoseConfig(**kw)
+    assert cfg.heads() == want and list(cfg.heads()) == list(want)
+    msra = MultiPoseConfig(heatmap="msra").head_spec()
+    assert msra["hm"].kind == "heatmap" and msra["hm_hp"].kind == "regression"  # upstream's split
+    assert msra["hm_hp"].loss == "mse"

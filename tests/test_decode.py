@@ -139,9 +139,57 @@ def test_decoders_from_config_and_back_to_image():
     inside = (scene.boxes_xywh[:, 0] >= 0) & (scene.boxes_xywh[:, 0] + scene.boxes_xywh[:, 2] < 639)
     np.testing.assert_allclose(img_boxes[idx][inside][:, [0, 2]], want[inside][:, [0, 2]],
                                atol=1e-2)
-    cdet = CtdetDecoder(CtdetConfig(output_size=(128, 128), num_classes=1), K=5)(
-        {"hm": logits["hm"], "wh": o["wh"], "reg": o["reg"]})
-    assert cdet.shape == (1, 5, 6) and (cdet[0, :4, 4] > 0.999).all()
+
+
+def _logits(o: dict, cfg) -> dict:
+    """Oracle probabilities turned into the logits a network would output for its heatmap heads."""
+    return {k: torch.logit(v.clamp(1e-6, 1 - 1e-6)) if cfg.head_spec()[k].kind == "heatmap" else v
+            for k, v in o.items()}
+
+
+@pytest.mark.parametrize("variant", CTDET_VARIANTS, ids=lambda v: ",".join(v) or "default")
+def test_ctdet_decoder_class_returns_the_encoded_boxes_and_classes(variant, rng):
+    kw = dict(output_size=(80, 80), num_classes=4, max_objs=16)
+    kw.update(variant)
+    cfg = CtdetConfig(**kw)
+    W, H = cfg.output_size
+    boxes = _separated_boxes(rng, 8, W, H)
+    classes = rng.integers(0, 4, len(boxes))
+    o = oracle_outputs(CtdetEncoder(cfg).encode(boxes, classes), cfg)
+    dets = CtdetDecoder(cfg, K=cfg.max_objs)(_logits(o, cfg))[0].numpy()
+    assert dets.shape == (cfg.max_objs, 6) and dets.dtype == np.float32
+    top = dets[:len(boxes)]
+    assert (top[:, 4] > 0.999).all() and (dets[len(boxes):, 4] < 0.999).all()
+    got = top[_match((top[:, :2] + top[:, 2:4]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2)]
+    np.testing.assert_array_equal(got[:, 5], classes)
+    np.testing.assert_allclose(got[:, :4], boxes, atol=1e-4 if cfg.reg_offset else 0.5 + 1e-4)
+    # probabilities with apply_sigmoid=False decode the same
+    same = CtdetDecoder(cfg, K=cfg.max_objs, apply_sigmoid=False)(o)[0].numpy()
+    np.testing.assert_allclose(same[:, :4], dets[:, :4], atol=1e-4)
+
+
+def test_decoders_name_missing_or_misshapen_heads():
+    cfg = CtdetConfig(output_size=(16, 12), num_classes=3)
+    out = {"hm": torch.zeros(2, 3, 12, 16), "wh": torch.zeros(2, 2, 12, 16),
+           "reg": torch.zeros(2, 2, 12, 16)}
+    assert CtdetDecoder(cfg, K=4)(out).shape == (2, 4, 6)
+    assert CtdetDecoder(cfg, K=4)([out, out]).shape == (2, 4, 6)         # stacks: the last
+    with pytest.raises(ValueError, match=r"outputs has no head 'reg': expected a \(2, 2, 12, 16\)"):
+        CtdetDecoder(cfg)({k: v for k, v in out.items() if k != "reg"})
+    with pytest.raises(ValueError, match=r"outputs\['wh'\] has shape \(2, 6, 12, 16\): "
+                                         r"expected \(2, 2, 12, 16\), 2 channels"):
+        CtdetDecoder(cfg)(dict(out, wh=torch.zeros(2, 6, 12, 16)))
+    with pytest.raises(ValueError, match=r"outputs\['wh'\] has shape \(2, 2, 12, 16\): "
+                                         r"expected \(2, 6, 12, 16\), 6 channels"):
+        CtdetDecoder(cfg.replace(cat_spec_wh=True))(out)
+    with pytest.raises(TypeError, match=r"outputs\['hm'\] is ndarray"):
+        CtdetDecoder(cfg)(dict(out, hm=np.zeros((2, 3, 12, 16), np.float32)))
+    for K in (0, -1, 1.5, 16 * 12 + 1):
+        with pytest.raises(ValueError, match=f"K={K}"):
+            CtdetDecoder(cfg, K=K)
+    pose = MultiPoseConfig(output_size=(16, 12))
+    with pytest.raises(ValueError, match=r"outputs has no head 'hps'"):
+        MultiPoseDecoder(pose)(dict(out, hm=torch.zeros(2, 1, 12, 16)))
 
 
 def test_nms_keeps_only_local_maxima_and_topk_orders_by_score():

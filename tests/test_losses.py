@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -156,11 +157,8 @@ def _pose_batch(rng, cfg, n_img=2, people=4, empty=False):
 
 def _pose_outputs(cfg, B, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    W, H = cfg.output_size
-    J = cfg.num_joints
-    heads = {"hm": cfg.num_classes, "wh": 2, "hps": 2 * J, "reg": 2, "hm_hp": J, "hp_offset": 2}
-    return {k: torch.randn(B, c, H, W, generator=g).to(dtype).requires_grad_()
-            for k, c in heads.items()}
+    return {name: torch.randn(head.shape(B), generator=g).to(dtype).requires_grad_()
+            for name, head in cfg.head_spec().items()}
 
 
 @pytest.mark.parametrize("variant", [dict(), dict(dense_hp=True), dict(heatmap="msra"),
@@ -216,11 +214,10 @@ def test_loss_options_and_stacks(rng):
     l_two, _ = MultiPoseLoss(cfg)(two, batch)
     l_b, _ = MultiPoseLoss(cfg)(two[1], batch)
     assert l_two.item() == pytest.approx((loss.item() + l_b.item()) / 2, rel=1e-5)
-    for focal in ("logits", "fast"):
-        lf, _ = MultiPoseLoss(cfg, LossOptions(focal=focal))(out, batch)
-        assert torch.isfinite(lf)
     with pytest.raises(ValueError, match="hm_weight"):
         LossOptions(hm_weight=-1)
+    with pytest.raises(ValueError, match="focal_hm_hp='quick'"):
+        LossOptions(focal_hm_hp="quick")
 
 
 def test_mismatched_batch_and_outputs_are_named(rng):
@@ -229,15 +226,24 @@ def test_mismatched_batch_and_outputs_are_named(rng):
     out = _pose_outputs(cfg, 2)
     other = MultiPoseConfig(output_size=(32, 32), num_joints=16, flip_idx=())
     with pytest.raises(ValueError, match=r"batch\['hps'\] has shape \(2, 32, 34\): expected "
-                                         r"\(B, 32, 32\)"):
+                                         r"\(2, 32, 32\)"):
         MultiPoseLoss(other)(out, batch)
     missing = dict(batch)
     del missing["hm_hp"]
     with pytest.raises(ValueError, match="batch has no 'hm_hp'"):
         MultiPoseLoss(cfg)(out, missing)
     bad = dict(out, hps=out["hps"][:, :10])
-    with pytest.raises(ValueError, match=r"outputs\['hps'\] has shape \(2, 10, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"outputs\['hps'\] has shape \(2, 10, 32, 32\): expected "
+                                         r"\(2, 34, 32, 32\), 34 channels for head 'hps'"):
         MultiPoseLoss(cfg)(bad, batch)
+    with pytest.raises(ValueError, match=r"outputs has no head 'hm_hp': expected a \(2, 17, 32, "
+                                         r"32\) tensor"):
+        MultiPoseLoss(cfg)({k: v for k, v in out.items() if k != "hm_hp"}, batch)
+    with pytest.raises(TypeError, match=r"outputs\['wh'\] is ndarray: expected a torch.Tensor"):
+        MultiPoseLoss(cfg)(dict(out, wh=out["wh"].detach().numpy()), batch)
+    with pytest.raises(ValueError, match=r"outputs\['reg'\] has shape \(3, 2, 32, 32\): "
+                                         r"expected \(2, 2, 32, 32\)"):
+        MultiPoseLoss(cfg)(dict(out, reg=torch.zeros(3, 2, 32, 32)), batch)
     # heads the config turns off are not required
     off = MultiPoseConfig(output_size=(32, 32), hm_hp=False, reg_hp_offset=False)
     lean = {k: v for k, v in out.items() if k not in ("hm_hp", "hp_offset")}
@@ -248,21 +254,63 @@ def test_mismatched_batch_and_outputs_are_named(rng):
         MultiPoseLoss(CtdetConfig())
 
 
-def test_ctdet_loss_variants(rng):
-    for variant in (dict(), dict(cat_spec_wh=True), dict(dense_wh=True), dict(heatmap="msra")):
-        cfg = CtdetConfig(output_size=(32, 24), num_classes=3, max_objs=10, **variant)
-        enc = CtdetEncoder(cfg)
-        ts = [enc.encode(random_boxes(rng, 5, 32, 24, min_side=3), rng.integers(0, 3, 5))
-              for _ in range(2)]
-        batch = {k: torch.from_numpy(np.stack([t[k] for t in ts])) for k in ts[0]}
-        wh_c = 6 if cfg.cat_spec_wh else 2
-        out = {"hm": torch.randn(2, 3, 24, 32), "wh": torch.randn(2, wh_c, 24, 32) * 5,
-               "reg": torch.rand(2, 2, 24, 32)}
-        loss, stats = make_loss(cfg)(out, batch)
-        assert set(stats) == {"loss", "hm_loss", "wh_loss", "off_loss"}
-        assert torch.isfinite(loss) and stats["wh_loss"].item() > 0
-        assert loss.item() == pytest.approx(stats["hm_loss"].item() + 0.1 * stats["wh_loss"].item()
-                                            + stats["off_loss"].item(), rel=1e-6)
+def test_options_that_cannot_apply_are_refused_not_ignored():
+    with pytest.raises(ValueError, match="norm_wh=True with CtdetConfig\\(dense_wh=True\\)"):
+        CtdetLoss(CtdetConfig(dense_wh=True), LossOptions(norm_wh=True))
+    with pytest.raises(ValueError, match="norm_wh=True with a MultiPoseConfig"):
+        MultiPoseLoss(MultiPoseConfig(), LossOptions(norm_wh=True))
+    with pytest.raises(ValueError, match="focal='fast' for hm_hp with occluded_joints="
+                                         "'ignore_in_hm_hp'"):
+        MultiPoseLoss(MultiPoseConfig(occluded_joints="ignore_in_hm_hp"), LossOptions(focal="fast"))
+    with pytest.raises(ValueError, match="focal='fast' for hm_hp with reg_hp_offset=False"):
+        MultiPoseLoss(MultiPoseConfig(reg_hp_offset=False), LossOptions(focal="fast"))
+    # the explicit way out: fast centres, standard joints
+    MultiPoseLoss(MultiPoseConfig(occluded_joints="ignore_in_hm_hp"),
+                  LossOptions(focal="fast", focal_hm_hp="centernet"))
+    assert LossOptions(focal="fast").hm_hp_focal == "fast"
+    assert LossOptions(focal="fast", focal_hm_hp="logits").hm_hp_focal == "logits"
+
+
+def test_fast_joint_focal_equals_the_standard_one_without_joint_collisions(rng):
+    cfg = MultiPoseConfig(output_size=(48, 48), max_objs=6)
+    batch = _pose_batch(rng, cfg, people=3)
+    hm_hp = batch["hm_hp"]
+    peaks = int((hm_hp == 1).sum())
+    assert peaks == int(batch["hp_mask"].sum())          # one peak per supervised joint here
+    out = _pose_outputs(cfg, 2)
+    _, std = MultiPoseLoss(cfg)(out, batch)
+    _, fast = MultiPoseLoss(cfg, LossOptions(focal="fast"))(out, batch)
+    assert fast["hm_hp_loss"].item() == pytest.approx(std["hm_hp_loss"].item(), rel=1e-6)
+    # the fast loss takes slot k * J + j to be joint j: its peak is in channel j at hp_ind
+    J = cfg.num_joints
+    flat = hm_hp.flatten(2)                                # (B, J, H*W)
+    for b in range(2):
+        for slot in batch["hp_mask"][b].nonzero().flatten().tolist():
+            assert flat[b, slot % J, batch["hp_ind"][b, slot]] == 1
+
+
+def test_heatmaps_already_passed_through_a_sigmoid_are_warned_about_once(rng):
+    cfg = MultiPoseConfig(output_size=(32, 32))
+    batch = _pose_batch(rng, cfg)
+    out = {k: v.detach() for k, v in _pose_outputs(cfg, 2).items()}
+    crit = MultiPoseLoss(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit(out, batch)                                   # logits: no warning
+    probs = dict(out, hm=out["hm"].sigmoid())
+    with pytest.warns(UserWarning, match=r"outputs\['hm'\] lies entirely in \[0, 1\]: the "
+                                         "losses take logits"):
+        crit(probs, batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit(probs, batch)                                 # once per loss
+    with pytest.warns(UserWarning, match=r"outputs\['hm_hp'\]"):
+        MultiPoseLoss(cfg)(dict(out, hm_hp=out["hm_hp"].sigmoid()), batch)
+    assert not LF.looks_like_probabilities(torch.tensor([0.5, 1.5]))
+    assert LF.looks_like_probabilities(torch.rand(10000))
+    big = torch.rand(100000)
+    big[12345] = -0.1                                      # off the strided sample
+    assert not LF.looks_like_probabilities(big)
 
 
 def _ddp_worker(rank: int, world: int, init_file: str, results) -> None:

@@ -45,8 +45,24 @@ def test_scene_fixture_is_bit_exact(path):
         np.testing.assert_array_equal(got[key], want, err_msg=key)
 
 
-@pytest.mark.parametrize("path", reference_files(("loss_", "decode_")))
-def test_loss_and_decode_fixtures_match_centernet(path):
+@pytest.mark.parametrize("path", reference_files(("decode_",)))
+def test_decode_fixtures_match_centernet(path):
     path = need_reference(path)
     result = check_fixture(path)
+    assert result.ok, result.line()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("path", reference_files(("loss_",)))
+def test_loss_fixtures_match_centernet_on_any_thread_count(path, threads):
+    """Float32 reductions change with the thread count; the losses sum in float64."""
+    import torch
+
+    path = need_reference(path)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = check_fixture(path)
+    finally:
+        torch.set_num_threads(before)
     assert result.ok, result.line()

@@ -74,3 +74,25 @@ def test_training_example_runs_end_to_end():
     assert set(stats) == {"loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss",
                           "wh_loss", "off_loss"}
     assert all(math.isfinite(v) for v in stats.values()) and stats["hm_loss"] > 0
+
+
+def test_readme_decode_snippet_runs_as_written():
+    import re
+
+    import numpy as np
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    snippet = next(b for b in blocks if "MultiPoseDecoder(cfg" in b)
+    ns: dict = {}
+    exec(compile(snippet, "README.md", "exec"), ns)
+    scene = ns["scene"]
+    want = scene.boxes_xywh.copy()
+    want[:, 2:] += want[:, :2]
+    got = ns["boxes_img"]
+    assert got.shape == (3, 4)
+    # every decoded box is an annotated box (up to the clip to the map's 640 x 640 square)
+    clipped = want.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, 639)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(-80, 559)
+    for box in got:
+        assert np.abs(clipped - box).max(axis=1).min() < 0.1
