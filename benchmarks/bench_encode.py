@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
-from centertargets.pipeline import AugmentParams, annotations_to_output
-from centertargets.synthetic import COCO_CATEGORY_IDS, detection_scene, person_scene
+from centertargets.augment import AugmentParams, annotations_to_output
+from centertargets.coco import COCO_CATEGORY_IDS
+from centertargets.synthetic import detection_scene, person_scene
 
 PAGE = 4096
 

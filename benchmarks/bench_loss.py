@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 
 from centertargets import MultiPoseConfig, MultiPoseEncoder
-from centertargets.pipeline import AugmentParams, annotations_to_output
+from centertargets.augment import AugmentParams, annotations_to_output
 from centertargets.synthetic import person_scene
 from losses import MultiPoseLoss
 
@@ -168,7 +168,8 @@ def _focal_f32_dot(x: torch.Tensor, gt: torch.Tensor) -> float:
 
 def training_size_accuracy(repeat: int) -> None:
     from centertargets import CtdetConfig, CtdetEncoder
-    from centertargets.synthetic import COCO_CATEGORY_IDS, detection_scene
+    from centertargets.coco import COCO_CATEGORY_IDS
+    from centertargets.synthetic import detection_scene
     from losses import functional as LF
 
     B, C = 16, 80

@@ -21,8 +21,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Encode a built-in synthetic scene for both tasks and print what came out."""
     from .config import CtdetConfig, MultiPoseConfig
     from .encoders import CtdetEncoder, MultiPoseEncoder
-    from .pipeline import AugmentParams, annotations_to_output
-    from .synthetic import COCO_CATEGORY_IDS, detection_scene, person_scene
+    from .augment import AugmentParams, annotations_to_output
+    from .coco import COCO_CATEGORY_IDS
+    from .synthetic import detection_scene, person_scene
 
     out = args.output_size
     scene = person_scene(args.seed, num_people=args.people)
@@ -98,7 +99,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .coco import CocoDataset
-    from .pipeline import AugmentConfig, CenterNetDataset
+    from .augment import AugmentConfig
+    from .dataset import CenterNetDataset
     from .synthetic import person_scene, to_coco
 
     if args.annotations:
@@ -145,7 +147,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Write a picture of one image's targets."""
     from .coco import CocoDataset
-    from .pipeline import CenterNetDataset
+    from .dataset import CenterNetDataset
     from .synthetic import person_scene, to_coco
     from .visualize import render_targets, save_png
 

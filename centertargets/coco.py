@@ -2,7 +2,14 @@
 
 Plain ``json`` parsing (no pycocotools needed).  Annotations keep file order
 per image, as pycocotools' ``getAnnIds`` returns them, which is the order
-CenterNet assigns object slots in.
+CenterNet assigns object slots in.  Images keep file order too (pycocotools'
+``getImgIds``).
+
+Class indices: by default class k is the k-th of the file's own category ids
+in increasing order; ``category_ids=`` fixes the map (upstream CenterNet's
+COCO detection uses the 80 ids of :data:`COCO_CATEGORY_IDS` whatever the
+file lists).  The joint count comes from the annotations' keypoints, and
+left/right flip pairs from the file's keypoint names (:func:`flip_pairs_from_names`).
 """
 
 from __future__ import annotations
@@ -10,16 +17,66 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .config import COCO_FLIP_IDX
-from .synthetic import COCO_CATEGORY_IDS, COCO_KEYPOINT_NAMES, COCO_SKELETON
-
 __all__ = ["CocoDataset", "ImageAnnotations", "COCO_FLIP_IDX", "COCO_CATEGORY_IDS",
-           "COCO_KEYPOINT_NAMES", "COCO_SKELETON"]
+           "COCO_KEYPOINT_NAMES", "COCO_SKELETON", "flip_pairs_from_names"]
+
+#: COCO person keypoint names, in COCO order.
+COCO_KEYPOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle")
+
+#: COCO person keypoint left/right pairs (0-based joint indices), CenterNet's ``flip_idx``.
+COCO_FLIP_IDX: tuple[tuple[int, int], ...] = (
+    (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+
+#: COCO skeleton as 0-based joint pairs.
+COCO_SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+#: The 80 COCO detection category ids (not contiguous); upstream CenterNet's ``_valid_ids``.
+COCO_CATEGORY_IDS = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
+    85, 86, 87, 88, 89, 90)
+
+_SIDES = (("left", "right"), ("l", "r"))
+
+
+def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Left/right joint pairs found in keypoint names, as 0-based ``(left, right)`` indices.
+
+    A name pairs with the one that differs only in a side word: ``left``/``right``
+    or ``l``/``r`` as a separate part of the name (``left_knee``/``right_knee``,
+    ``l_ankle``/``r_ankle``, ``knee_left``/``knee_right``, ``leftKnee``/``rightKnee``).
+    Names without a partner (``nose``, ``head_top``) are not flipped.  COCO's
+    names give :data:`COCO_FLIP_IDX`.
+    """
+    def parts(name: str) -> list[str]:
+        name = re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name))
+        return [p for p in re.split(r"[^A-Za-z0-9]+", name.lower()) if p]
+
+    index = {tuple(parts(n)): i for i, n in enumerate(names)}
+    pairs: list[tuple[int, int]] = []
+    for i, n in enumerate(names):
+        p = parts(n)
+        for left, right in _SIDES:
+            for k, word in enumerate(p):
+                if word != left:
+                    continue
+                j = index.get(tuple(p[:k] + [right] + p[k + 1:]))
+                if j is not None and j != i and all(i not in q and j not in q for q in pairs):
+                    pairs.append((i, j))
+    return tuple(sorted(pairs))
 
 
 @dataclass(frozen=True)
@@ -28,10 +85,11 @@ class ImageAnnotations:
 
     Attributes
     ----------
-    image_id, file_name, width, height : from ``images``.
+    image_id, file_name : from ``images``.
+    width, height : from ``images``; 0 when the entry has none (read them from the image).
     boxes_xywh : (N, 4) float64 ``[x, y, w, h]``.
     category_ids : (N,) int64 COCO category ids.
-    classes : (N,) int64 contiguous class indices (position in the sorted category ids).
+    classes : (N,) int64 class indices (position of the category id in ``category_ids``).
     keypoints : (N, J, 3) float64 ``x, y, v``, or None when the file has none.
     iscrowd : (N,) bool.
     ann_ids : (N,) int64 annotation ids.
@@ -54,41 +112,96 @@ class CocoDataset:
 
     >>> coco = CocoDataset.load("person_keypoints_val2017.json")
     >>> ann = coco[0]            # ImageAnnotations of the first image
-    >>> len(coco), coco.num_classes, coco.num_joints
+    >>> len(coco), coco.num_classes, coco.num_joints, coco.flip_idx
 
     Parameters
     ----------
     data : the parsed json (``images``, ``annotations``, ``categories``).
     skip_crowd : leave ``iscrowd=1`` annotations out (CenterNet keeps them).
-    images_with_annotations_only : drop images without any annotation.
+    images_with_annotations_only : drop images without any annotation
+        (upstream's pose training set does; ``CenterNetDataset`` applies it
+        itself in train mode).
+    category_ids : class k = position of its category id in this sequence;
+        None (default): the file's own category ids in increasing order.
+        Upstream COCO detection: :data:`COCO_CATEGORY_IDS`.  An annotation
+        whose category is not in the map is an error.
+
+    Attributes
+    ----------
+    category_ids, num_classes : the class map.
+    keypoint_names : the keypoint category's names (may be longer than the
+        annotations' joints; see ``num_joints``).
+    num_joints : joints per annotation, from the annotations' ``keypoints``
+        (the names' count when no annotation has keypoints).
+    flip_idx : left/right pairs from the names (empty when the names do not
+        match the annotations' joint count).
+    skeleton : 0-based joint pairs of the file's ``skeleton``, or empty.
     """
 
     def __init__(self, data: Mapping[str, Any], skip_crowd: bool = False,
-                 images_with_annotations_only: bool = False) -> None:
+                 images_with_annotations_only: bool = False,
+                 category_ids: Sequence[int] | None = None) -> None:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"COCO json is a {type(data).__name__}: expected an object with "
+                             "'images', 'annotations' and 'categories'")
         for key in ("images", "annotations", "categories"):
             if key not in data or not isinstance(data[key], list):
                 raise ValueError(f"COCO json has no list {key!r}: expected the keys 'images', "
                                  "'annotations' and 'categories'")
-        cats = sorted(int(c["id"]) for c in data["categories"])
+        file_cats = sorted(_int_field(c, "id", "categories") for c in data["categories"])
+        if category_ids is None:
+            cats = file_cats
+        else:
+            cats = [int(c) for c in category_ids]
+            if len(set(cats)) != len(cats):
+                raise ValueError(f"category_ids={list(category_ids)}: expected distinct ids")
         self.category_ids: list[int] = cats
         self._class_of = {c: i for i, c in enumerate(cats)}
         kp_cats = [c for c in data["categories"] if c.get("keypoints")]
         self.keypoint_names: list[str] = list(kp_cats[0]["keypoints"]) if kp_cats else []
         self.skeleton: list[tuple[int, int]] = [(a - 1, b - 1) for a, b in
                                                 kp_cats[0].get("skeleton", [])] if kp_cats else []
-        self.num_joints = len(self.keypoint_names)
         self._images: dict[int, dict[str, Any]] = {}
         for img in data["images"]:
-            self._images[int(img["id"])] = img
+            iid = _int_field(img, "id", "images")
+            if iid in self._images:
+                raise ValueError(f"images has two entries with id={iid}: expected unique ids")
+            self._images[iid] = img
         self._anns: dict[int, list[dict[str, Any]]] = {i: [] for i in self._images}
+        joints: int | None = None
         for ann in data["annotations"]:
-            iid = int(ann.get("image_id", -1))
+            aid = ann.get("id") if isinstance(ann, Mapping) else None
+            iid = _int_field(ann, "image_id", "annotations")
             if iid not in self._anns:
-                raise ValueError(f"annotation id={ann.get('id')} has image_id={iid}: expected "
+                raise ValueError(f"annotation id={aid} has image_id={iid}: expected "
                                  "the id of an entry in 'images'")
+            cid = _int_field(ann, "category_id", "annotations")
+            if cid not in self._class_of:
+                raise ValueError(f"annotation id={aid} has category_id={cid}: expected one of "
+                                 f"the category ids {cats}")
+            k = ann.get("keypoints")
+            if isinstance(k, (list, tuple)) and k:
+                if len(k) % 3:
+                    raise ValueError(f"annotation id={aid} keypoints has {len(k)} values: "
+                                     "expected 3 per joint (x, y, v)")
+                if joints is None:
+                    joints = len(k) // 3
+                elif len(k) != 3 * joints:
+                    raise ValueError(f"annotation id={aid} has {len(k) // 3} keypoints: "
+                                     f"expected {joints} like the file's earlier annotations")
             if skip_crowd and ann.get("iscrowd", 0):
                 continue
             self._anns[iid].append(ann)
+        self.num_joints = joints if joints is not None else len(self.keypoint_names)
+        names = self.keypoint_names
+        if names and len(names) != self.num_joints:
+            warnings.warn(f"the keypoint category lists {len(names)} names but annotations "
+                          f"carry {self.num_joints} joints: the names are not used for flip "
+                          "pairs (pass flip_idx in the config if the set has left/right joints)",
+                          stacklevel=2)
+            self.flip_idx: tuple[tuple[int, int], ...] = ()
+        else:
+            self.flip_idx = flip_pairs_from_names(names)
         ids = list(self._images)
         if images_with_annotations_only:
             ids = [i for i in ids if self._anns[i]]
@@ -96,8 +209,8 @@ class CocoDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> "CocoDataset":
-        """Parse a COCO json file."""
-        with open(path, "r", encoding="utf-8") as f:
+        """Parse a COCO json file (UTF-8, with or without a byte-order mark)."""
+        with open(path, "r", encoding="utf-8-sig") as f:
             try:
                 data = json.load(f)
             except json.JSONDecodeError as exc:
@@ -109,12 +222,16 @@ class CocoDataset:
         return len(self.category_ids)
 
     def class_index(self, category_id: int) -> int:
-        """Contiguous class index of a COCO category id."""
+        """Class index of a COCO category id."""
         try:
             return self._class_of[int(category_id)]
         except KeyError:
-            raise ValueError(f"category_id={category_id}: expected one of the file's "
-                             f"categories {self.category_ids}") from None
+            raise ValueError(f"category_id={category_id}: expected one of the category ids "
+                             f"{self.category_ids}") from None
+
+    def num_annotations(self, image_id: int) -> int:
+        """How many annotations (crowd included unless skipped) image ``image_id`` has."""
+        return len(self._anns[int(image_id)])
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -140,26 +257,49 @@ class CocoDataset:
         cat_ids = np.array([int(a["category_id"]) for a in anns], np.int64)
         return ImageAnnotations(
             image_id=int(image_id), file_name=str(img.get("file_name", "")),
-            width=int(img.get("width", 0)), height=int(img.get("height", 0)),
+            width=_size(img, "width"), height=_size(img, "height"),
             boxes_xywh=boxes, category_ids=cat_ids,
-            classes=np.array([self.class_index(c) for c in cat_ids], np.int64),
+            classes=np.array([self._class_of[int(c)] for c in cat_ids], np.int64),
             keypoints=kps, iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
             ann_ids=np.array([int(a.get("id", -1)) for a in anns], np.int64))
+
+
+def _int_field(entry: Any, key: str, where: str) -> int:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"an entry of {where!r} is {type(entry).__name__}: expected an object")
+    v = entry.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+        ident = f" id={entry.get('id')}" if key != "id" else ""
+        raise ValueError(f"{where}{ident}: {key}={v!r}: expected an integer")
+    return int(v)
+
+
+def _size(img: Mapping[str, Any], key: str) -> int:
+    v = img.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() \
+            or v < 0:
+        raise ValueError(f"image id={img.get('id')} {key}={v!r}: expected an integer >= 1 "
+                         "(or no entry, to read it from the image)")
+    return int(v)
 
 
 def _bbox(ann: Mapping[str, Any]) -> list[float]:
     b = ann.get("bbox")
     ok = isinstance(b, (list, tuple)) and len(b) == 4 and \
         all(isinstance(v, (int, float)) and math.isfinite(v) for v in b)
+    if ok and max(abs(v) for v in b) > 1e7:
+        ok = False
     if not ok or b[2] < 0 or b[3] < 0:
         raise ValueError(f"annotation id={ann.get('id')} bbox={b!r}: expected [x, y, w, h] "
-                         "with finite numbers and w, h >= 0")
+                         "with finite numbers of at most 1e7 and w, h >= 0")
     return [float(v) for v in b]
 
 
 def _keypoints(ann: Mapping[str, Any], num_joints: int) -> np.ndarray:
     k = ann.get("keypoints")
-    if k is None:
+    if k is None or (isinstance(k, (list, tuple)) and not k):
         return np.zeros((num_joints, 3))
     if not isinstance(k, (list, tuple)) or len(k) != 3 * num_joints:
         n = len(k) if isinstance(k, (list, tuple)) else type(k).__name__

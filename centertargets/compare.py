@@ -24,6 +24,7 @@ FLOAT_ATOL = 1e-5
 FLOAT_RTOL = 1e-6
 LOSS_RTOL = 1e-5
 DECODE_ATOL = 1e-4
+INPUT_ATOL = 1e-5
 
 #: Targets that are masks or indices: compared exactly even when stored as float.
 EXACT_KEYS = {"ind", "reg_mask", "hps_mask", "hp_ind", "hp_mask", "cat_spec_mask"}
@@ -111,6 +112,23 @@ def _check_scene(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     from .compat.centernet import encode_sample
 
     return compare_arrays(name, arrays, encode_sample(meta))
+
+
+def _check_sample(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+                  ) -> FixtureResult:
+    """A whole training sample: the image through ``CenterNetDataset.item`` with upstream's
+    draws (crop, scale, flip, rotation, colour); targets as scenes, ``input`` within 1e-5."""
+    from .compat.centernet import replay_sample
+
+    expected = dict(arrays)
+    image = expected.pop("image")
+    item = replay_sample(meta, image)
+    got = {k: v for k, v in item.items() if k != "meta"}
+    inp = {"input": expected.pop("input")}
+    res = compare_arrays(name, expected, {k: v for k, v in got.items() if k != "input"})
+    if not res.ok or "input" not in got:
+        return res if res.ok is False else FixtureResult(name, False, reason="no input computed")
+    return compare_arrays(name, inp, {"input": got["input"]}, atol=INPUT_ATOL, rtol=0.0)
 
 
 def _check_radius(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
@@ -243,7 +261,9 @@ def check_fixture(path: str | os.PathLike[str]) -> FixtureResult:
     except ValueError as exc:
         return FixtureResult(name, False, reason=str(exc))
     kind = meta.get("kind")
-    if meta.get("task") in ("ctdet", "multi_pose") and kind != "loss":
+    if meta.get("task") in ("ctdet", "multi_pose") and kind == "sample":
+        fn = _check_sample
+    elif meta.get("task") in ("ctdet", "multi_pose") and kind != "loss":
         fn = _check_scene
     elif kind in _BY_KIND:
         fn = _BY_KIND[kind]

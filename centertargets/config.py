@@ -19,11 +19,6 @@ HeatmapKind = Literal["umich", "msra", "elliptic"]
 RadiusFormula = Literal["centernet", "corrected"]
 OverflowPolicy = Literal["drop", "error"]
 
-#: COCO person keypoint left/right pairs (0-based joint indices).
-COCO_FLIP_IDX: tuple[tuple[int, int], ...] = (
-    (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-
-
 def _fail(owner: str, name: str, value: Any, expected: str) -> None:
     raise ValueError(f"{owner}.{name}={value!r}: expected {expected}")
 
@@ -213,7 +208,10 @@ class MultiPoseConfig(_BaseConfig):
     occluded_joints : ``"centernet"`` draws ``v=1`` (labelled, occluded)
         joints in ``hm_hp`` like visible ones; ``"ignore_in_hm_hp"`` leaves
         them out of ``hm_hp`` (CenterTrack's choice) but keeps their offsets.
-    flip_idx : left/right joint pairs swapped by a horizontal flip.
+    flip_idx : left/right joint pairs swapped by a horizontal flip; None
+        (default): from the data (``CenterNetDataset`` takes them from the
+        COCO file's keypoint names, none when the names have no left/right
+        pairs).  COCO's are :data:`centertargets.coco.COCO_FLIP_IDX`.
     """
 
     max_objs: int = 32
@@ -225,7 +223,7 @@ class MultiPoseConfig(_BaseConfig):
     no_keypoints: Literal["centernet", "ignore"] = "centernet"
     rotation: Literal["centernet", "corners"] = "centernet"
     occluded_joints: Literal["centernet", "ignore_in_hm_hp"] = "centernet"
-    flip_idx: tuple[tuple[int, int], ...] = COCO_FLIP_IDX
+    flip_idx: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         self._validate_common()
@@ -237,8 +235,16 @@ class MultiPoseConfig(_BaseConfig):
         _check_choice(owner, "rotation", self.rotation, ("centernet", "corners"))
         _check_choice(owner, "occluded_joints", self.occluded_joints,
                       ("centernet", "ignore_in_hm_hp"))
+        if self.flip_idx is not None:
+            self._check_flip_idx()
+        if self.dense_hp and self.heatmap == "msra" and float(self.msra_sigma) != int(self.msra_sigma):
+            _fail(owner, "msra_sigma", self.msra_sigma,
+                  "an integer when dense_hp=True (it is the dense window radius)")
+
+    def _check_flip_idx(self) -> None:
+        owner = "MultiPoseConfig"
         try:
-            pairs = tuple((int(a), int(b)) for a, b in self.flip_idx)
+            pairs = tuple((int(a), int(b)) for a, b in self.flip_idx)  # type: ignore[union-attr]
         except (TypeError, ValueError):
             _fail(owner, "flip_idx", self.flip_idx, "a sequence of (left, right) joint pairs")
         seen: set[int] = set()
@@ -249,9 +255,6 @@ class MultiPoseConfig(_BaseConfig):
                       f"disjoint pairs of distinct joint indices in [0, {self.num_joints})")
             seen.update((a, b))
         object.__setattr__(self, "flip_idx", pairs)
-        if self.dense_hp and self.heatmap == "msra" and float(self.msra_sigma) != int(self.msra_sigma):
-            _fail(owner, "msra_sigma", self.msra_sigma,
-                  "an integer when dense_hp=True (it is the dense window radius)")
 
     @property
     def task(self) -> str:

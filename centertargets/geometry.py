@@ -36,7 +36,8 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
     Parameters
     ----------
     center : (2,) ``(cx, cy)`` in image pixels.
-    scale : float or (2,) ``(sw, sh)``; only ``sw`` sets the zoom.
+    scale : float (rounded to float32, as upstream) or (2,) ``(sw, sh)`` array (its
+        float32 or float64 dtype kept, as upstream); only ``sw`` sets the zoom.
     rot : rotation in degrees (counter-clockwise in the image).
     output_size : ``(width, height)``.
     shift : (2,) fraction of ``scale`` by which to shift the centre.
@@ -44,8 +45,8 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
     center = np.asarray(center, dtype=np.float32)
     if np.ndim(scale) == 0:
         scale = np.array([scale, scale], dtype=np.float32)
-    else:
-        scale = np.asarray(scale, dtype=np.float32)
+    else:   # upstream keeps an array scale's dtype: float64 for keep_res training draws
+        scale = np.asarray(scale, dtype=np.result_type(np.asarray(scale).dtype, np.float32))
     shift = np.asarray(shift, dtype=np.float32)
     src_w = scale[0]
     dst_w, dst_h = output_size[0], output_size[1]

@@ -13,30 +13,13 @@ from typing import Any
 
 import numpy as np
 
-#: COCO person keypoint names, in COCO order.
-COCO_KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle")
-
-#: COCO skeleton as 0-based joint pairs.
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+from .coco import COCO_CATEGORY_IDS, COCO_KEYPOINT_NAMES, COCO_SKELETON
 
 #: A standing person, joints as fractions of the box (x right, y down), facing the camera.
 _TEMPLATE = np.array([
     (0.50, 0.06), (0.45, 0.04), (0.55, 0.04), (0.40, 0.06), (0.60, 0.06), (0.30, 0.20),
     (0.70, 0.20), (0.20, 0.38), (0.80, 0.38), (0.15, 0.52), (0.85, 0.52), (0.38, 0.55),
     (0.62, 0.55), (0.36, 0.76), (0.64, 0.76), (0.35, 0.97), (0.65, 0.97)], dtype=np.float64)
-
-#: The 80 COCO detection category ids (not contiguous).
-COCO_CATEGORY_IDS = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90)
-
 
 @dataclass
 class Scene:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .synthetic import COCO_SKELETON
+from .coco import COCO_SKELETON
 
 
 def palette(n: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from centertargets import MultiPoseConfig
 from centertargets.coco import CocoDataset
 from centertargets.decode import MultiPoseDecoder
-from centertargets.pipeline import AugmentConfig, CenterNetDataset
+from centertargets import AugmentConfig, CenterNetDataset
 from centertargets.synthetic import person_scene, to_coco
 from losses import MultiPoseLoss
 

@@ -9,7 +9,7 @@ import torch
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig
 from centertargets.decode import (CtdetDecoder, MultiPoseDecoder, ctdet_decode, multi_pose_decode,
                                   nms, oracle_outputs, to_image, topk)
-from centertargets.pipeline import AugmentParams, annotations_to_output
+from centertargets.augment import AugmentParams, annotations_to_output
 from centertargets.synthetic import person_scene
 
 from conftest import random_boxes, random_keypoints

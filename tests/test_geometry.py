@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from centertargets.config import COCO_FLIP_IDX
+from centertargets.coco import COCO_FLIP_IDX
 from centertargets.geometry import (flip_boxes, flip_keypoints, get_affine_transform,
                                     transform_boxes, transform_points)
-from centertargets.pipeline import AugmentParams, annotations_to_output
+from centertargets.augment import AugmentParams, annotations_to_output
 
 
 def test_flips_applied_twice_give_back_the_input(rng):

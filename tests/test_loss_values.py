@@ -24,8 +24,9 @@ import torch
 
 import float64_losses as F64
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
-from centertargets.pipeline import AugmentParams, annotations_to_output
-from centertargets.synthetic import COCO_CATEGORY_IDS, detection_scene
+from centertargets.augment import AugmentParams, annotations_to_output
+from centertargets.coco import COCO_CATEGORY_IDS
+from centertargets.synthetic import detection_scene
 from losses import LossOptions, make_loss
 from losses import functional as LF
 

@@ -7,7 +7,9 @@ CenterNet's ``CTDetDataset`` / ``MultiPoseDataset.__getitem__`` returned.
 
 It is the package's own pipeline and encoders with CenterNet's defaults;
 what is specific here is reading the fixture format and turning CenterNet's
-options into a config.
+options into a config.  :func:`replay_sample` goes through
+:class:`~centertargets.CenterNetDataset` itself: a whole training sample,
+image in, network input and targets out, for upstream's recorded draws.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..config import COCO_FLIP_IDX, CtdetConfig, MultiPoseConfig
+from ..coco import COCO_FLIP_IDX
+from ..config import CtdetConfig, MultiPoseConfig
 from ..encoders import CtdetEncoder, EncodeReport, MultiPoseEncoder
-from ..pipeline import AugmentParams, annotations_to_output
+from ..augment import AugmentParams, annotations_to_output
+from ..coco import CocoDataset
+from ..dataset import CenterNetDataset
 
 
 def config_from_meta(meta: Mapping[str, Any]) -> CtdetConfig | MultiPoseConfig:
@@ -103,3 +108,46 @@ def encode_sample_with_report(meta: Mapping[str, Any]
 def encode_sample(meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Exactly upstream CenterNet's targets for the sample a fixture's ``__meta__`` describes."""
     return encode_sample_with_report(meta)[0]
+
+
+def dataset_for_meta(meta: Mapping[str, Any]) -> CenterNetDataset:
+    """A one-image :class:`CenterNetDataset` holding a fixture's scene, configured as upstream was.
+
+    The image is item 0 (``width``/``height`` from the meta); ctdet classes map
+    through the meta's ``category_ids``; ``keep_res`` (a ``[w, h]`` scale) uses
+    upstream's ``pad`` of 31.
+    """
+    config = config_from_meta(meta)
+    anns = [dict(a, id=k + 1, image_id=1) for k, a in enumerate(meta["annotations"])]
+    image = {"id": 1, "file_name": "", "width": int(meta["image_width"]),
+             "height": int(meta["image_height"])}
+    if config.task == "ctdet":
+        ids = [int(c) for c in meta["category_ids"]]
+        cats = [{"id": c, "name": str(c)} for c in ids]
+        coco = CocoDataset({"images": [image], "annotations": anns, "categories": cats},
+                           category_ids=ids)
+    else:
+        cats = [{"id": 1, "name": "person",
+                 "keypoints": [f"joint_{j}" for j in range(config.num_joints)]}]
+        coco = CocoDataset({"images": [image], "annotations": anns, "categories": cats})
+    keep_res = isinstance(meta["scale"], (list, tuple))
+    ds = CenterNetDataset(coco, config, down_ratio=int(meta["input_w"]) // int(meta["output_w"]),
+                          keep_res=keep_res, pad=31, train_filter=False)
+    _, inp, out = ds.sizes(0)
+    want = ((int(meta["input_w"]), int(meta["input_h"])),
+            (int(meta["output_w"]), int(meta["output_h"])))
+    if (inp, out) != want:
+        raise ValueError(f"fixture sizes input {want[0]}, output {want[1]}: the dataset gives "
+                         f"{inp}, {out}")
+    return ds
+
+
+def replay_sample(meta: Mapping[str, Any], image: np.ndarray | None = None) -> dict[str, Any]:
+    """Upstream's training sample for a fixture's recorded draws, through ``CenterNetDataset.item``.
+
+    ``meta``: a scene or whole-sample fixture's ``__meta__`` (``center``,
+    ``scale``, ``rot``, ``flipped`` and, for whole samples, ``color``);
+    ``image``: the BGR uint8 image upstream read (before any flip).  Returns
+    the item: targets, ``input`` when ``image`` is given, and ``meta``.
+    """
+    return dataset_for_meta(meta).item(0, AugmentParams.from_dict(meta), image=image)

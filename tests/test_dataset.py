@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from centertargets import CtdetConfig, MultiPoseConfig
 from centertargets.coco import CocoDataset
-from centertargets.pipeline import AugmentConfig, AugmentParams, CenterNetDataset
+from centertargets import AugmentConfig, AugmentParams, CenterNetDataset
 from centertargets.synthetic import detection_scene, person_scene, to_coco
 
 

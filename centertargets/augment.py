@@ -1,0 +1,376 @@
+"""A CenterNet sample's augmentation: parameters, annotations and image through them.
+
+CenterNet crops, scales, rotates and flips each training image with one
+affine transform (see :mod:`centertargets.geometry`), then changes its
+colours (brightness, contrast and saturation in a random order, then PCA
+lighting) and normalises it.  :class:`AugmentParams` (with its
+:class:`ColorParams`) is everything one sample draws; :class:`AugmentConfig`
+draws it.  The functions here apply it to COCO-style annotations and to the
+image with exactly CenterNet's float32/float64 rounding order, so the
+targets and the network input reproduce upstream's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from .geometry import (flip_boxes, flip_keypoints, get_affine_transform, transform_boxes,
+                       transform_points)
+
+
+#: The three colour steps of CenterNet's ``color_aug``, applied in a random order.
+COLOR_STEPS = ("brightness", "contrast", "saturation")
+
+#: Mean / std of CenterNet's COCO datasets for 0..1 pixels, in OpenCV's BGR channel order
+#: (CenterNet feeds BGR images to its networks).
+COCO_MEAN_BGR = np.array([0.40789654, 0.44719302, 0.47026115], np.float32)
+COCO_STD_BGR = np.array([0.28863828, 0.27408164, 0.27809835], np.float32)
+#: PCA of COCO's pixel colours (BGR), CenterNet's ``_eig_val`` / ``_eig_vec`` for lighting.
+COCO_EIG_VAL = np.array([0.2141788, 0.01817699, 0.00341571], np.float32)
+COCO_EIG_VEC = np.array([[-0.58752847, -0.69563484, 0.41340352],
+                         [-0.5832747, 0.00994535, -0.81221408],
+                         [-0.56089297, 0.71832671, 0.41158938]], np.float32)
+
+
+def _finite(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{owner}.{name}={value!r}: expected a finite number")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ColorParams:
+    """One sample's colour augmentation draws, CenterNet's ``color_aug``.
+
+    ``order``: the three steps ``"brightness"``, ``"contrast"``,
+    ``"saturation"`` in the order applied (upstream shuffles them with
+    Python's ``random``); ``brightness``, ``contrast``, ``saturation``: each
+    step's factor ``1 + U(-0.4, 0.4)``; ``lighting``: the three
+    ``normal(scale=0.1)`` draws of the PCA lighting, before they are
+    multiplied by the eigenvalues.
+    """
+
+    order: tuple[str, str, str]
+    brightness: float
+    contrast: float
+    saturation: float
+    lighting: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        order = tuple(self.order)
+        if sorted(order) != sorted(COLOR_STEPS):
+            raise ValueError(f"ColorParams.order={self.order!r}: expected the three steps "
+                             f"{COLOR_STEPS} in some order")
+        object.__setattr__(self, "order", order)
+        for name in COLOR_STEPS:
+            object.__setattr__(self, name, _finite("ColorParams", name, getattr(self, name)))
+        try:
+            light = tuple(_finite("ColorParams", "lighting", v) for v in self.lighting)
+        except TypeError:
+            light = ()
+        if len(light) != 3:
+            raise ValueError(f"ColorParams.lighting={self.lighting!r}: expected three numbers")
+        object.__setattr__(self, "lighting", light)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, var: float = 0.4, lighting_std: float = 0.1
+             ) -> "ColorParams":
+        """Draw like upstream: a random order, factors ``1 + U(-var, var)``, lighting normals."""
+        order = tuple(COLOR_STEPS[i] for i in rng.permutation(3))
+        f = 1.0 + rng.uniform(-var, var, size=3)
+        light = rng.normal(0.0, lighting_std, size=3)
+        return cls(order, float(f[0]), float(f[1]), float(f[2]),  # type: ignore[arg-type]
+                   (float(light[0]), float(light[1]), float(light[2])))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ColorParams":
+        """From ``{"order": [...], "brightness": ..., ..., "lighting": [...]}`` (fixture meta)."""
+        return cls(tuple(d["order"]), d["brightness"], d["contrast"],  # type: ignore[arg-type]
+                   d["saturation"], tuple(d["lighting"]))  # type: ignore[arg-type]
+
+    def apply(self, image: np.ndarray, eig_val: np.ndarray = COCO_EIG_VAL,
+              eig_vec: np.ndarray = COCO_EIG_VEC) -> None:
+        """Change ``image`` (H, W, 3) float32 BGR in [0, 1] in place, with upstream's arithmetic.
+
+        The grey image and its mean are taken once, before any step; each
+        step scales the image by its factor in float32 and blends in
+        ``(1 - factor)`` times the grey mean (contrast) or the grey image
+        (saturation; upstream scales its grey image in place); the lighting
+        adds ``eig_vec @ (eig_val * lighting)`` (float64) to every pixel.
+        """
+        if image.dtype != np.float32 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image has dtype {image.dtype} and shape {image.shape}: expected "
+                             "float32 (H, W, 3)")
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        gray_mean = np.float32(gray.mean())
+        for step in self.order:
+            alpha = getattr(self, step)
+            image *= np.float32(alpha)
+            if step == "contrast":
+                image += np.float32(gray_mean * np.float32(1.0 - alpha))
+            elif step == "saturation":
+                gray *= np.float32(1.0 - alpha)
+                image += gray[:, :, None]
+        shift = np.dot(eig_vec, eig_val * np.asarray(self.lighting, np.float64))
+        np.add(image, shift, out=image, casting="same_kind")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Everything one CenterNet sample draws: ``c``, ``s``, ``rot``, the flip and the colours.
+
+    ``center`` is in the (already flipped) image's pixels, as CenterNet passes
+    it to ``get_affine_transform``; ``scale`` a float or ``(sw, sh)`` (with
+    ``keep_res``, kept in float64 as upstream); ``rot`` in degrees;
+    ``color`` a :class:`ColorParams` or None (no colour augmentation).
+    Given the image, these fully determine the sample: see
+    ``CenterNetDataset.item(index, params)``.
+    """
+
+    center: tuple[float, float]
+    scale: float | tuple[float, float]
+    rot: float = 0.0
+    flipped: bool = False
+    color: ColorParams | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            c = tuple(float(v) for v in self.center)
+        except (TypeError, ValueError):
+            c = ()
+        if len(c) != 2 or not all(np.isfinite(c)):
+            raise ValueError(f"AugmentParams.center={self.center!r}: expected (cx, cy), finite")
+        object.__setattr__(self, "center", c)
+        if np.ndim(self.scale) == 0:
+            s: Any = _finite("AugmentParams", "scale", self.scale)
+            ok = s > 0
+        else:
+            s = tuple(float(v) for v in np.asarray(self.scale, np.float64).reshape(-1))
+            ok = len(s) == 2 and all(np.isfinite(s)) and min(s) > 0
+        if not ok:
+            raise ValueError(f"AugmentParams.scale={self.scale!r}: expected a number > 0 or "
+                             "(sw, sh) > 0")
+        object.__setattr__(self, "scale", s)
+        object.__setattr__(self, "rot", _finite("AugmentParams", "rot", self.rot))
+        object.__setattr__(self, "flipped", bool(self.flipped))
+        if self.color is not None and not isinstance(self.color, ColorParams):
+            raise ValueError(f"AugmentParams.color={self.color!r}: expected ColorParams or None")
+
+    @classmethod
+    def centered(cls, image_width: int, image_height: int,
+                 scale: float | tuple[float, float] | None = None) -> "AugmentParams":
+        """CenterNet's validation transform: centre of the image, scale = longer side.
+
+        ``scale`` overrides the scale (``keep_res``: the input size ``(w, h)``).
+        """
+        return cls((image_width / 2.0, image_height / 2.0),
+                   float(max(image_width, image_height)) if scale is None else scale)
+
+    def matrix(self, output_size: Sequence[int], rotated: bool = True) -> np.ndarray:
+        """2x3 float64 image -> output matrix (``rotated=False``: with ``rot = 0``)."""
+        return get_affine_transform(np.array(self.center, np.float32), self._scale(),
+                                    self.rot if rotated else 0.0, list(output_size))
+
+    def _scale(self) -> float | np.ndarray:
+        if isinstance(self.scale, tuple):
+            return np.array(self.scale, dtype=np.float64)
+        return float(self.scale)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (json-friendly), the inverse of :meth:`from_dict`."""
+        d: dict[str, Any] = {"center": list(self.center), "scale": self.scale
+                             if not isinstance(self.scale, tuple) else list(self.scale),
+                             "rot": self.rot, "flipped": self.flipped, "color": None}
+        if self.color is not None:
+            c = self.color
+            d["color"] = {"order": list(c.order), "brightness": c.brightness,
+                          "contrast": c.contrast, "saturation": c.saturation,
+                          "lighting": list(c.lighting)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AugmentParams":
+        """From a dict with ``center``, ``scale``, ``rot``, ``flipped`` and optional ``color``
+        (the ``__meta__`` of upstream fixtures has this form)."""
+        scale = d["scale"]
+        color = d.get("color")
+        return cls(tuple(d["center"]),  # type: ignore[arg-type]
+                   tuple(scale) if isinstance(scale, (list, tuple)) else float(scale),
+                   float(d.get("rot", 0.0)), bool(d.get("flipped", False)),
+                   ColorParams.from_dict(color) if color else None)
+
+
+def coco_boxes_to_xyxy(bboxes_xywh: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """COCO ``[x, y, w, h]`` (N, 4) -> float32 ``x1, y1, x2, y2``, sums in float64 as CenterNet."""
+    b = np.asarray(bboxes_xywh, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]],
+                    axis=1).astype(np.float32)
+
+
+def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: AugmentParams,
+                          output_size: Sequence[int], keypoints: np.ndarray | None = None,
+                          flip_idx: Sequence[tuple[int, int]] | None = (),
+                          rotation: Literal["centernet", "corners"] = "centernet"
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boxes (and keypoints) from image pixels to output-map pixels, float32.
+
+    Parameters
+    ----------
+    boxes_xywh : (N, 4) COCO boxes in the unflipped image.
+    image_width : width of the unflipped image (for the flip).
+    params : the sample's :class:`AugmentParams`.
+    output_size : ``(width, height)`` of the output map.
+    keypoints : optional (N, J, 3) x, y, v in the unflipped image.
+    flip_idx : left/right joint pairs swapped by the flip (None: none).
+    rotation : ``"centernet"`` maps boxes with the unrotated matrix (upstream);
+        ``"corners"`` maps the 4 corners with the rotated one and takes the hull.
+
+    Returns
+    -------
+    boxes : (N, 4) float32 x1, y1, x2, y2 (not clipped; the encoders clip).
+    keypoints : (N, J, 3) float32 with x, y mapped where v > 0 (0 elsewhere), or None.
+    """
+    boxes = coco_boxes_to_xyxy(boxes_xywh)
+    if params.flipped:
+        boxes = flip_boxes(boxes, image_width)
+    if rotation == "corners" and params.rot != 0:
+        boxes = transform_boxes(boxes, params.matrix(output_size), corners=True)
+    else:
+        boxes = transform_boxes(boxes, params.matrix(output_size, rotated=False))
+    boxes = boxes.astype(np.float32)
+    if keypoints is None:
+        return boxes, None
+    kps = np.array(keypoints, dtype=np.float32)
+    kps = kps.reshape(len(boxes), kps.shape[-2] if kps.ndim == 3 else -1, 3)
+    if params.flipped:
+        kps = flip_keypoints(kps, image_width, flip_idx or ())
+    xy = transform_points(kps[..., :2], params.matrix(output_size)).astype(np.float32)
+    kps[..., :2] = np.where((kps[..., 2] > 0)[..., None], xy, np.float32(0.0))
+    return boxes, kps
+
+
+def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]) -> np.ndarray:
+    """The network input: ``image`` (H, W, 3) flipped and warped to ``input_size`` (w, h)."""
+    if params.flipped:
+        image = image[:, ::-1]
+    m = params.matrix(input_size)
+    return cv2.warpAffine(np.ascontiguousarray(image), m, (int(input_size[0]), int(input_size[1])),
+                          flags=cv2.INTER_LINEAR)
+
+
+def network_input(image: np.ndarray, params: AugmentParams, input_size: Sequence[int],
+                  mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
+                  eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC
+                  ) -> np.ndarray:
+    """CenterNet's network input from a BGR uint8 image (H, W, 3): float32 (3, in_h, in_w).
+
+    Upstream's steps and arithmetic: flip, warp to ``input_size`` (w, h),
+    ``/ 255`` in float32, the colour augmentation of ``params.color`` (if
+    any), ``(x - mean) / std`` per BGR channel, HWC -> CHW.
+    """
+    inp = warp_image(image, params, input_size).astype(np.float32) / np.float32(255.0)
+    if params.color is not None:
+        params.color.apply(inp, eig_val, eig_vec)
+    inp = (inp - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(inp.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """CenterNet's training augmentation (its ``opts`` defaults), or none when ``train=False``.
+
+    ``rand_crop`` (CenterNet's default; ``--not_rand_crop`` turns it off):
+    scale times one of 0.6, 0.7, ..., 1.3 and a random centre away from the
+    borders; otherwise centre shifted by ``shift`` and scale jittered by
+    ``scale`` (Gaussian, clipped at 2 sigma).  ``flip`` is the probability of
+    a horizontal flip; ``rot_prob`` / ``rotate`` CenterNet's ``aug_rot`` /
+    ``rotate`` (degrees, clipped at 2 sigma).  ``color`` (default: on when
+    ``train``, as upstream's ``no_color_aug=False``) draws a
+    :class:`ColorParams` per sample with factors ``1 + U(-color_var,
+    color_var)`` and lighting ``normal(scale=lighting_std)``.
+    """
+
+    train: bool = False
+    rand_crop: bool = True
+    scale: float = 0.4
+    shift: float = 0.1
+    flip: float = 0.5
+    rot_prob: float = 0.0
+    rotate: float = 0.0
+    color: bool | None = None
+    color_var: float = 0.4
+    lighting_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("train", "rand_crop"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"AugmentConfig.{name}={getattr(self, name)!r}: expected True "
+                                 "or False")
+        if self.color is not None and not isinstance(self.color, bool):
+            raise ValueError(f"AugmentConfig.color={self.color!r}: expected None, True or False")
+        for name in ("scale", "shift", "rotate", "color_var", "lighting_std"):
+            v = _finite("AugmentConfig", name, getattr(self, name))
+            if v < 0:
+                raise ValueError(f"AugmentConfig.{name}={v!r}: expected a number >= 0")
+        for name in ("flip", "rot_prob"):
+            v = _finite("AugmentConfig", name, getattr(self, name))
+            if not 0 <= v <= 1:
+                raise ValueError(f"AugmentConfig.{name}={v!r}: expected a probability in [0, 1]")
+
+    @property
+    def color_on(self) -> bool:
+        """Whether samples get colour augmentation (``color``, or ``train`` when None)."""
+        return self.train if self.color is None else self.color
+
+    def sample(self, rng: np.random.Generator, width: int, height: int,
+               scale: float | tuple[float, float] | None = None) -> AugmentParams:
+        """Draw one sample's :class:`AugmentParams` for an image ``width x height``.
+
+        ``scale``: the untransformed scale, ``max(width, height)`` by default
+        (``keep_res``: the input size ``(w, h)``, multiplied in float64 as upstream).
+        """
+        if width < 1 or height < 1:
+            raise ValueError(f"image size {width}x{height}: expected width and height >= 1")
+        c = np.array([width / 2.0, height / 2.0], np.float32)
+        s: Any = float(max(width, height)) if scale is None else scale
+        color = ColorParams.draw(rng, self.color_var, self.lighting_std) \
+            if self.color_on and not self.train else None
+        if not self.train:
+            return AugmentParams((float(c[0]), float(c[1])), s, color=color)
+        pair = isinstance(s, tuple)
+        rot = 0.0
+        if self.rand_crop:
+            f = float(rng.choice(np.arange(0.6, 1.4, 0.1)))
+            s = tuple(float(np.float32(v)) * f for v in s) if pair else s * f
+            wb, hb = _border(128, width), _border(128, height)
+            c[0] = rng.integers(wb, max(wb + 1, width - wb))
+            c[1] = rng.integers(hb, max(hb + 1, height - hb))
+        else:
+            sf, cf = self.scale, self.shift
+            sw, sh = s if pair else (s, s)
+            c[0] += sw * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
+            c[1] += sh * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
+            f = float(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
+            s = tuple(float(np.float32(v)) * f for v in s) if pair else s * f
+        if rng.random() < self.rot_prob:
+            rot = float(np.clip(rng.standard_normal() * self.rotate, -2 * self.rotate,
+                                2 * self.rotate))
+        flipped = bool(rng.random() < self.flip)
+        if flipped:
+            c[0] = width - c[0] - 1
+        if self.color_on:
+            color = ColorParams.draw(rng, self.color_var, self.lighting_std)
+        return AugmentParams((float(c[0]), float(c[1])), s, rot, flipped, color)
+
+
+def _border(border: int, size: int) -> int:
+    """CenterNet's ``_get_border``: halve ``border`` until it leaves room in ``size`` (>= 0)."""
+    i = 1
+    while border // i > 0 and size - border // i <= border // i:
+        i *= 2
+    return border // i

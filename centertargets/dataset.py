@@ -1,0 +1,254 @@
+"""``CenterNetDataset``: a COCO file, CenterNet's augmentation and an encoder -> training items.
+
+Each item is what upstream CenterNet's ``CTDetDataset`` / ``MultiPoseDataset``
+returns for the same draws: the target dict (CenterNet's names, shapes and
+dtypes), ``input`` (the warped, colour-augmented, normalised image) when
+images are available, and ``meta``, which says how the sample was cut from
+its image so that detections can be mapped back
+(:func:`centertargets.decode.detections_to_image`).  No torch is imported;
+``default_collate`` batches items, ``meta`` included.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
+                      AugmentParams, annotations_to_output, network_input)
+from .coco import CocoDataset, ImageAnnotations
+from .encoders import make_encoder
+
+
+class CenterNetDataset:
+    """A map-style dataset (works with ``torch.utils.data.DataLoader``) of CenterNet samples.
+
+    ``ds[i]`` is ``ds.item(i, ds.params(i))``: the augmentation of item ``i``
+    is drawn from ``default_rng((seed, epoch, i))``, so every worker, every
+    rerun and every start method sees the same sample for an index and epoch,
+    and :meth:`item` replays any draws (upstream's included) exactly.
+
+    Parameters
+    ----------
+    coco : a :class:`~centertargets.coco.CocoDataset`.
+    config : :class:`~centertargets.CtdetConfig` or :class:`~centertargets.MultiPoseConfig`.
+        Its ``flip_idx`` (multi_pose) defaults to the COCO file's pairs.
+    down_ratio : input size = output size * ``down_ratio`` (CenterNet: 4).
+    augment : :class:`~centertargets.augment.AugmentConfig` (default: the
+        validation transform; ``AugmentConfig(train=True)`` is upstream's
+        training augmentation, colour included).
+    image_root : folder of the images (``file_name`` relative to it), or None
+        (items then have no ``input``, unless :meth:`item` is given the image).
+    seed : seed of the per-sample draws.
+    with_report : add ``report``, the :class:`~centertargets.EncodeReport` counts.
+    keep_res : upstream's ``--keep_res``: the input is the image's size
+        rounded up to a multiple of ``pad + 1`` (``(h | pad) + 1``), the output
+        that divided by ``down_ratio``; ``config.output_size`` is ignored and
+        items of differently sized images have different shapes (batch size 1,
+        or images of one size).
+    pad : upstream's ``pad`` (31; 127 for its hourglass network).
+    train_filter : keep only images with at least one annotation, as upstream's
+        pose training set does.  None (default): on for multi_pose with
+        ``augment.train``, off otherwise.
+    mean, std, eig_val, eig_vec : normalisation and PCA lighting constants,
+        BGR, for 0..1 pixels (default: upstream's COCO values).
+
+    Each item's ``meta`` holds ``index``, ``image_id``, ``center`` (2,) f32,
+    ``scale`` (2,) f64 (``sw, sh``), ``rot``, ``flipped``, ``image_size``,
+    ``input_size`` and ``output_size`` (``(w, h)`` int64).
+
+    The constructor encodes an empty scene once, so DataLoader workers forked
+    afterwards inherit compiled kernels instead of compiling them again.
+    :meth:`set_epoch` reaches workers too (``persistent_workers=True``, fork
+    or spawn): the epoch lives in shared memory.
+    """
+
+    def __init__(self, coco: CocoDataset, config: Any, down_ratio: int = 4,
+                 augment: AugmentConfig | None = None, image_root: str | os.PathLike[str] | None
+                 = None, seed: int = 0, with_report: bool = False, keep_res: bool = False,
+                 pad: int = 31, train_filter: bool | None = None,
+                 mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
+                 eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC) -> None:
+        if not isinstance(coco, CocoDataset):
+            raise TypeError(f"coco is {type(coco).__name__}: expected a CocoDataset "
+                            "(CocoDataset.load(path))")
+        if config.task == "multi_pose":
+            if coco.num_joints != config.num_joints:
+                raise ValueError(f"the COCO file has {coco.num_joints} keypoints per person: "
+                                 f"expected config.num_joints={config.num_joints}")
+            if config.flip_idx is None:
+                config = config.replace(flip_idx=coco.flip_idx)
+        if coco.num_classes > config.num_classes:
+            raise ValueError(f"the COCO file has {coco.num_classes} categories: expected at most "
+                             f"config.num_classes={config.num_classes}")
+        self.coco = coco
+        self.config = config
+        self.down_ratio = int(down_ratio)
+        self.augment = augment or AugmentConfig()
+        self.image_root = None if image_root is None else os.fspath(image_root)
+        self.seed = int(seed)
+        self.with_report = bool(with_report)
+        self.keep_res = bool(keep_res)
+        self.pad = int(pad)
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.eig_val, self.eig_vec = np.asarray(eig_val, np.float32), np.asarray(eig_vec,
+                                                                                 np.float32)
+        if train_filter is None:
+            train_filter = self.augment.train and config.task == "multi_pose"
+        self.train_filter = bool(train_filter)
+        self.indices = [i for i, iid in enumerate(coco.image_ids)
+                        if not self.train_filter or coco.num_annotations(iid) > 0]
+        self._encoders: dict[tuple[int, int], Any] = {}
+        self._sizes: dict[int, tuple[int, int]] = {}
+        self._epoch = multiprocessing.RawValue("q", 0)
+        self.encoder(tuple(config.output_size)).encode_with_report(  # warm-up: compile now
+            *self._encoder_args(np.zeros((0, 4), np.float32), None, np.zeros(0, np.int64)))
+
+    # -- epoch, shared with workers ------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new augmentations for ``epoch``; seen by DataLoader workers, persistent or not."""
+        self._epoch.value = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if multiprocessing.context.get_spawning_popen() is None:
+            state["_epoch"] = int(self._epoch.value)      # plain pickling: a snapshot
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["_epoch"], int):
+            state["_epoch"] = multiprocessing.RawValue("q", state["_epoch"])
+        self.__dict__.update(state)
+
+    # -- items -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def annotations(self, index: int) -> ImageAnnotations:
+        """The :class:`~centertargets.coco.ImageAnnotations` of item ``index``."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index={index}: expected 0 <= index < {len(self)}")
+        return self.coco[self.indices[index]]
+
+    def sizes(self, index: int, image: np.ndarray | None = None
+              ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """``(image_size, input_size, output_size)`` of item ``index``, each ``(w, h)``."""
+        ann = self.annotations(index)
+        iw, ih = self._image_size(ann, image)
+        if self.keep_res:
+            inp = ((iw | self.pad) + 1, (ih | self.pad) + 1)
+            return (iw, ih), inp, (inp[0] // self.down_ratio, inp[1] // self.down_ratio)
+        W, H = self.config.output_size
+        return (iw, ih), (W * self.down_ratio, H * self.down_ratio), (W, H)
+
+    def params(self, index: int) -> AugmentParams:
+        """The augmentation parameters of item ``index`` at the current epoch."""
+        (iw, ih), inp, _ = self.sizes(index)
+        rng = np.random.default_rng((self.seed, self.epoch, int(index) % len(self)))
+        return self.augment.sample(rng, iw, ih, (float(inp[0]), float(inp[1]))
+                                   if self.keep_res else None)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self.params(index))
+
+    def item(self, index: int, params: AugmentParams, image: np.ndarray | None = None
+             ) -> dict[str, Any]:
+        """Item ``index`` for explicit augmentation ``params`` (replays any draws exactly).
+
+        ``image``: the BGR uint8 image (H, W, 3) to use instead of reading it
+        from ``image_root``.  Returns the targets, ``input`` float32 (3, in_h,
+        in_w) when there is an image, ``meta`` and, with ``with_report``,
+        ``report``.
+        """
+        if not isinstance(params, AugmentParams):
+            raise TypeError(f"params is {type(params).__name__}: expected AugmentParams")
+        ann = self.annotations(index)
+        if image is None and self.image_root is not None:
+            image = self.read_image(ann)
+        (iw, ih), inp_size, out_size = self.sizes(index, image)
+        cfg = self.config
+        rotation = getattr(cfg, "rotation", "centernet")
+        boxes, kps = annotations_to_output(
+            ann.boxes_xywh, iw, params, out_size,
+            keypoints=ann.keypoints if cfg.task == "multi_pose" else None,
+            flip_idx=getattr(cfg, "flip_idx", ()), rotation=rotation)
+        targets, report = self.encoder(out_size).encode_with_report(
+            *self._encoder_args(boxes, kps, ann.classes), **(
+                {"rotated": params.rot != 0} if cfg.task == "multi_pose" else {}))
+        item: dict[str, Any] = dict(targets)
+        if image is not None:
+            item["input"] = network_input(image, params, inp_size, self.mean, self.std,
+                                          self.eig_val, self.eig_vec)
+        item["meta"] = {
+            "index": np.int64(index), "image_id": np.int64(ann.image_id),
+            "center": np.array(params.center, np.float32),
+            "scale": np.array(params.scale if isinstance(params.scale, tuple)
+                              else (params.scale, params.scale), np.float64),
+            "rot": np.float64(params.rot), "flipped": np.bool_(params.flipped),
+            "image_size": np.array((iw, ih), np.int64),
+            "input_size": np.array(inp_size, np.int64),
+            "output_size": np.array(out_size, np.int64),
+        }
+        if self.with_report:
+            item["report"] = report.as_dict()
+        return item
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def encoder(self, output_size: tuple[int, int]) -> Any:
+        """The encoder for an output size (one per size, built once)."""
+        key = (int(output_size[0]), int(output_size[1]))
+        enc = self._encoders.get(key)
+        if enc is None:
+            cfg = self.config if key == tuple(self.config.output_size) else \
+                self.config.replace(output_size=key)
+            enc = self._encoders[key] = make_encoder(cfg)
+        return enc
+
+    def _encoder_args(self, boxes: np.ndarray, kps: np.ndarray | None,
+                      classes: np.ndarray) -> tuple[Any, ...]:
+        if self.config.task == "multi_pose":
+            if kps is None:
+                kps = np.zeros((len(boxes), self.config.num_joints, 3), np.float32)
+            return boxes, kps, classes
+        return boxes, classes
+
+    def image_path(self, ann: ImageAnnotations) -> str:
+        return os.path.join(self.image_root or "", ann.file_name)
+
+    def read_image(self, ann: ImageAnnotations) -> np.ndarray:
+        """The BGR uint8 image of ``ann``; its size must agree with the json's."""
+        path = self.image_path(ann)
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"cannot read image {path!r} (image id={ann.image_id}): "
+                                    "expected a readable image file under image_root")
+        return img
+
+    def _image_size(self, ann: ImageAnnotations, image: np.ndarray | None) -> tuple[int, int]:
+        if image is not None:
+            ih, iw = image.shape[:2]
+            if ann.width and ann.height and (ann.width, ann.height) != (iw, ih):
+                raise ValueError(f"image {ann.file_name!r} (id={ann.image_id}) is {iw}x{ih} "
+                                 f"pixels: expected {ann.width}x{ann.height} as its json entry "
+                                 "says")
+            return iw, ih
+        if ann.width and ann.height:
+            return ann.width, ann.height
+        size = self._sizes.get(ann.image_id)
+        if size is None:
+            if self.image_root is None:
+                raise ValueError(f"image id={ann.image_id} ({ann.file_name!r}) has no width/"
+                                 "height in the json: expected them there, or image_root= so "
+                                 "that they can be read from the image")
+            ih, iw = self.read_image(ann).shape[:2]
+            size = self._sizes[ann.image_id] = (iw, ih)
+        return size
