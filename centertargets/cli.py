@@ -110,7 +110,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print("no annotation file given: auditing 200 built-in synthetic pose images")
     cfg = _config_for(coco, args.task, args.output_size, args.max_objs)
     task, size = cfg.task, cfg.output_size
-    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=args.train), with_report=True)
+    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=args.train), with_report=True,
+                          image_root=args.image_root)
     totals: dict[str, int] = {}
     worst: list[tuple[int, int, int]] = []
     for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None, file=sys.stderr):
@@ -119,7 +120,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             totals[k] = totals.get(k, 0) + v
         lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
         if lost:
-            worst.append((lost, coco.image_ids[i], rep["dropped_max_objs"]))
+            worst.append((lost, ds.annotations(i).image_id, rep["dropped_max_objs"]))
     n_obj = max(totals.get("num_objects", 0), 1)
     n_kp = max(totals.get("keypoints_labelled", 0), 1)
     print(f"{task} audit of {len(ds)} images at {size[0]}x{size[1]}, max_objs={cfg.max_objs}"
@@ -154,8 +155,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     coco = CocoDataset.load(args.annotations) if args.annotations else \
         CocoDataset(to_coco([person_scene(args.seed, num_people=6)]))
     cfg = _config_for(coco, None, args.output_size, None)
-    ds = CenterNetDataset(coco, cfg)
-    save_png(args.out, render_targets(ds[args.index], cfg))
+    ds = CenterNetDataset(coco, cfg, image_root=args.image_root)
+    save_png(args.out, render_targets(ds.item(args.index, ds.params(args.index)), cfg))
     print(f"wrote {args.out}")
     return 0
 
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output-size", type=int, default=128, help="square output map side")
     a.add_argument("--max-objs", type=int, help="default: 128 (ctdet) or 32 (multi_pose)")
     a.add_argument("--train", action="store_true", help="with CenterNet's training augmentation")
+    a.add_argument("--image-root", help="image folder, to read sizes missing from the json")
     a.add_argument("--top", type=int, default=5, help="list this many worst images")
     a.set_defaults(func=cmd_audit)
 
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
     r.add_argument("--output-size", type=int, default=128, help="square output map side")
     r.add_argument("--out", default="targets.png", help="PNG path (default targets.png)")
+    r.add_argument("--image-root", help="image folder (for sizes missing from the json)")
     r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("compare", help="check reference fixtures against this package",

@@ -11,7 +11,7 @@ inverse affine transform.  Dimensions: B batch, C classes, J joints, K peaks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -183,6 +183,51 @@ def to_image(points: np.ndarray, center: Sequence[float], scale: float | Sequenc
     inv = get_affine_transform(np.asarray(center, np.float32), scale if np.ndim(scale) == 0
                                else np.asarray(scale, np.float32), 0, list(output_size), inv=True)
     return transform_points(points, inv)
+
+
+def detections_to_image(dets: Any, meta: Mapping[str, Any],
+                        flip_idx: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+    """Decoded detections in output-map pixels -> pixels of each item's original image.
+
+    ``dets``: (B, K, 6) ctdet or (B, K, 6 + 2J) multi_pose rows (``x1, y1, x2,
+    y2, score, [joints,] class``), a tensor or an array; ``meta``: the batch's
+    collated ``meta`` (from :class:`~centertargets.CenterNetDataset` items), or
+    one item's ``meta`` with ``dets`` (K, D).  Each item's affine transform
+    (``center``, ``scale``, ``rot``, ``output_size``) is inverted; a box maps
+    through its 4 corners (their hull, exact without rotation); a flipped item
+    is mirrored back (``x -> width - 1 - x``) and its left/right joints
+    swapped with ``flip_idx`` (the dataset's ``config.flip_idx``).  Returns a
+    float32 array of ``dets``' shape; scores and classes are copied unchanged.
+    """
+    from .geometry import get_affine_transform, transform_boxes, transform_points
+
+    d = dets.detach().cpu().numpy() if hasattr(dets, "detach") else np.asarray(dets)
+    m = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+         for k, v in meta.items()}
+    single = m["center"].ndim == 1
+    if single:
+        d, m = d[None], {k: v[None] for k, v in m.items()}
+    if d.ndim != 3 or d.shape[2] < 6 or (d.shape[2] - 6) % 2 or d.shape[0] != len(m["center"]):
+        raise ValueError(f"dets has shape {d.shape}: expected (B, K, 6 + 2J) with B = "
+                         f"{len(m['center'])} items in meta")
+    J = (d.shape[2] - 6) // 2
+    out = d.astype(np.float32, copy=True)
+    for b in range(d.shape[0]):
+        inv = get_affine_transform(m["center"][b], m["scale"][b].astype(np.float64),
+                                   float(m["rot"][b]), [int(v) for v in m["output_size"][b]],
+                                   inv=True)
+        boxes = transform_boxes(d[b, :, :4], inv, corners=True)
+        joints = transform_points(d[b, :, 5:5 + 2 * J].reshape(-1, J, 2), inv)
+        if bool(m["flipped"][b]):
+            width = float(m["image_size"][b][0])
+            boxes = np.stack([width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0],
+                              boxes[:, 3]], axis=1)
+            joints[..., 0] = width - 1 - joints[..., 0]
+            for a, c in flip_idx:
+                joints[:, [a, c]] = joints[:, [c, a]]
+        out[b, :, :4] = boxes
+        out[b, :, 5:5 + 2 * J] = joints.reshape(-1, 2 * J)
+    return out[0] if single else out
 
 
 class _Decoder:

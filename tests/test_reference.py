@@ -66,3 +66,20 @@ def test_loss_fixtures_match_centernet_on_any_thread_count(path, threads):
     finally:
         torch.set_num_threads(before)
     assert result.ok, result.line()
+
+
+@pytest.mark.parametrize("path", reference_files(("sample_",)))
+def test_whole_sample_fixture_replays_through_the_dataset(path):
+    """Image in, upstream's draws (crop, scale, flip, rotation, colour) replayed through
+    ``CenterNetDataset.item``: every target identical, the network input within 1e-5."""
+    from centertargets.compat.centernet import replay_sample
+
+    path = need_reference(path)
+    meta, expected = load_fixture(path)
+    assert meta["color"]["order"]                     # colour augmentation was on upstream
+    image = expected.pop("image")
+    item = replay_sample(meta, image)
+    np.testing.assert_allclose(item.pop("input"), expected.pop("input"), rtol=0, atol=1e-5)
+    for key, want in expected.items():
+        np.testing.assert_array_equal(item[key], want, err_msg=key)
+    assert check_fixture(path).ok
