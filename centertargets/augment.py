@@ -18,6 +18,7 @@ from typing import Any, Literal, Mapping, Sequence
 import cv2
 import numpy as np
 
+from .encoders import Annotations
 from .geometry import (flip_boxes, flip_keypoints, get_affine_transform, transform_boxes,
                        transform_points)
 
@@ -252,6 +253,23 @@ def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: Augm
     xy = transform_points(kps[..., :2], params.matrix(output_size)).astype(np.float32)
     kps[..., :2] = np.where((kps[..., 2] > 0)[..., None], xy, np.float32(0.0))
     return boxes, kps
+
+
+def sample_annotations(image: Any, params: AugmentParams, output_size: Sequence[int],
+                       config: Any) -> Annotations:
+    """A COCO image's annotations through a sample's transform, ready for any encoder.
+
+    ``image``: a :class:`~centertargets.coco.ImageAnnotations` (image pixels);
+    ``config``: the encoder's config (its ``flip_idx`` and ``rotation`` for
+    pose).  Keypoints are mapped only for multi_pose configs.
+    """
+    pose = config.task == "multi_pose"
+    boxes, kps = annotations_to_output(
+        image.boxes_xywh, image.width, params, output_size,
+        keypoints=image.keypoints if pose else None,
+        flip_idx=getattr(config, "flip_idx", ()) or (),
+        rotation=getattr(config, "rotation", "centernet"))
+    return Annotations(boxes, image.classes, kps, rotated=pose and params.rot != 0)
 
 
 def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]) -> np.ndarray:

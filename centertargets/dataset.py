@@ -11,6 +11,7 @@ its image so that detections can be mapped back
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import multiprocessing.context
 import os
@@ -20,9 +21,9 @@ import cv2
 import numpy as np
 
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, annotations_to_output, network_input)
+                      AugmentParams, network_input, sample_annotations)
 from .coco import CocoDataset, ImageAnnotations
-from .encoders import make_encoder
+from .encoders import Annotations, make_encoder
 
 
 class CenterNetDataset:
@@ -106,8 +107,8 @@ class CenterNetDataset:
         self._encoders: dict[tuple[int, int], Any] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
-        self.encoder(tuple(config.output_size)).encode_with_report(  # warm-up: compile now
-            *self._encoder_args(np.zeros((0, 4), np.float32), None, np.zeros(0, np.int64)))
+        self.encoder(tuple(config.output_size)).encode_annotations(      # warm-up: compile now
+            Annotations.empty(getattr(config, "num_joints", 0)))
 
     # -- epoch, shared with workers ------------------------------------------------------------
     @property
@@ -175,15 +176,10 @@ class CenterNetDataset:
         if image is None and self.image_root is not None:
             image = self.read_image(ann)
         (iw, ih), inp_size, out_size = self.sizes(index, image)
-        cfg = self.config
-        rotation = getattr(cfg, "rotation", "centernet")
-        boxes, kps = annotations_to_output(
-            ann.boxes_xywh, iw, params, out_size,
-            keypoints=ann.keypoints if cfg.task == "multi_pose" else None,
-            flip_idx=getattr(cfg, "flip_idx", ()), rotation=rotation)
-        targets, report = self.encoder(out_size).encode_with_report(
-            *self._encoder_args(boxes, kps, ann.classes), **(
-                {"rotated": params.rot != 0} if cfg.task == "multi_pose" else {}))
+        image_ann = ann if (ann.width, ann.height) == (iw, ih) else \
+            dataclasses.replace(ann, width=iw, height=ih)
+        targets, report = self.encoder(out_size).encode_annotations(
+            sample_annotations(image_ann, params, out_size, self.config))
         item: dict[str, Any] = dict(targets)
         if image is not None:
             item["input"] = network_input(image, params, inp_size, self.mean, self.std,
@@ -212,14 +208,6 @@ class CenterNetDataset:
                 self.config.replace(output_size=key)
             enc = self._encoders[key] = make_encoder(cfg)
         return enc
-
-    def _encoder_args(self, boxes: np.ndarray, kps: np.ndarray | None,
-                      classes: np.ndarray) -> tuple[Any, ...]:
-        if self.config.task == "multi_pose":
-            if kps is None:
-                kps = np.zeros((len(boxes), self.config.num_joints, 3), np.float32)
-            return boxes, kps, classes
-        return boxes, classes
 
     def image_path(self, ann: ImageAnnotations) -> str:
         return os.path.join(self.image_root or "", ann.file_name)

@@ -10,6 +10,9 @@ per-object target, and CenterNet drops objects beyond M.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
 from .config import CtdetConfig, MultiPoseConfig, _BaseConfig
@@ -44,6 +47,7 @@ _REPORT_FIELDS = {
 }
 
 
+@dataclass(frozen=True, repr=False)
 class EncodeReport:
     """What an encode call wrote and what it had to leave out (read-only).
 
@@ -63,20 +67,21 @@ class EncodeReport:
         2 degenerate, 3 no labelled keypoint; see ``STATUS_NAMES``.
     """
 
-    __slots__ = ("_stats", "status")
+    num_objects: int
+    encoded: int
+    dropped_max_objs: int
+    degenerate: int
+    center_collisions: int
+    no_keypoints: int
+    keypoints_labelled: int
+    keypoints_encoded: int
+    keypoints_outside: int
+    status: np.ndarray = field(compare=False)
 
-    def __init__(self, stats: np.ndarray, status: np.ndarray) -> None:
-        self._stats = stats
-        self.status = status
-
-    def __getattr__(self, name: str) -> int:
-        try:
-            return int(self._stats[_REPORT_FIELDS[name]])
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __dir__(self) -> list[str]:
-        return [*_REPORT_FIELDS, "status", "lost_anything", "as_dict"]
+    @classmethod
+    def from_kernel(cls, stats: np.ndarray, status: np.ndarray) -> "EncodeReport":
+        """From the kernels' stats vector (indices ``K.S_*``) and status array."""
+        return cls(**{k: int(stats[i]) for k, i in _REPORT_FIELDS.items()}, status=status)
 
     def __repr__(self) -> str:
         return "EncodeReport(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -84,13 +89,78 @@ class EncodeReport:
     @property
     def lost_anything(self) -> bool:
         """True when some object, centre or keypoint did not make it into the targets."""
-        s = self._stats
-        return bool(s[K.S_DROPPED] or s[K.S_DEGENERATE] or s[K.S_COLLISIONS]
-                    or s[K.S_KPS_OUTSIDE])
+        return bool(self.dropped_max_objs or self.degenerate or self.center_collisions
+                    or self.keypoints_outside)
 
     def as_dict(self) -> dict[str, int]:
         """The counts (everything but ``status``) as a plain dict."""
-        return {k: int(self._stats[i]) for k, i in _REPORT_FIELDS.items()}
+        return {k: getattr(self, k) for k in _REPORT_FIELDS}
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """One sample's objects in OUTPUT-map pixels, what every encoder's :meth:`encode_annotations` takes.
+
+    Attributes
+    ----------
+    boxes : (N, 4) float32 x1, y1, x2, y2.
+    classes : (N,) int64 class indices, or None (all class 0).
+    keypoints : (N, J, 3) float32 x, y, v, or None (detection, or no keypoints).
+    rotated : the sample was rotated (CenterNet's pose quirk, see ``MultiPoseConfig.rotation``).
+
+    :func:`centertargets.augment.sample_annotations` makes one from a COCO
+    image's annotations and a sample's :class:`~centertargets.AugmentParams`.
+    """
+
+    boxes: np.ndarray
+    classes: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    rotated: bool = False
+
+    @classmethod
+    def from_input_pixels(cls, boxes: Any, classes: Any = None, keypoints: Any = None, *,
+                          down_ratio: float = 4.0, matrix: Any = None,
+                          box_format: str = "xyxy", rotated: bool = False) -> "Annotations":
+        """Annotations in the pixels of the network input image -> output-map pixels.
+
+        For users whose own augmentation (albumentations, mmpose, ...) already
+        produced the input image and its annotations.  ``boxes`` (N, 4) in
+        ``box_format`` ``"xyxy"`` or ``"xywh"`` (COCO); ``keypoints`` (N, J, 3)
+        x, y, v (unlabelled joints, v = 0, stay 0); the output map is the
+        input divided by ``down_ratio`` (CenterNet: 4), or ``matrix`` (2x3,
+        input -> output) when given, boxes through their 4 corners.  After a
+        horizontal flip done elsewhere, swap left/right joints first
+        (:func:`centertargets.geometry.swap_left_right`).
+        """
+        from .geometry import transform_boxes, transform_points
+
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if box_format == "xywh":
+            b = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
+        elif box_format != "xyxy":
+            raise ValueError(f"box_format={box_format!r}: expected 'xyxy' or 'xywh'")
+        if matrix is None:
+            if not (isinstance(down_ratio, (int, float)) and down_ratio > 0):
+                raise ValueError(f"down_ratio={down_ratio!r}: expected a number > 0")
+            matrix = np.array([[1.0 / down_ratio, 0, 0], [0, 1.0 / down_ratio, 0]])
+        m = np.asarray(matrix, np.float64)
+        if m.shape != (2, 3):
+            raise ValueError(f"matrix has shape {m.shape}: expected (2, 3), input -> output")
+        out_boxes = transform_boxes(b, m, corners=True).astype(np.float32)
+        kps = None
+        if keypoints is not None:
+            k = np.array(keypoints, np.float32).reshape(len(b), -1, 3)
+            xy = transform_points(k[..., :2], m).astype(np.float32)
+            k[..., :2] = np.where((k[..., 2] > 0)[..., None], xy, np.float32(0))
+            kps = k
+        cls_ = None if classes is None else np.asarray(classes, np.int64)
+        return cls(out_boxes, cls_, kps, bool(rotated))
+
+    @classmethod
+    def empty(cls, num_joints: int = 0) -> "Annotations":
+        """No objects (with ``(0, num_joints, 3)`` keypoints when ``num_joints``)."""
+        kps = np.zeros((0, num_joints, 3), np.float32) if num_joints else None
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), kps)
 
 
 def _as_boxes(boxes: object) -> np.ndarray:
@@ -222,6 +292,12 @@ class CtdetEncoder(_Encoder):
         """Targets for one sample; see :meth:`encode_with_report`."""
         return self.encode_with_report(boxes, classes, out=out)[0]
 
+    def encode_annotations(self, annotations: Annotations,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """:meth:`encode_with_report` of an :class:`Annotations` (keypoints are ignored)."""
+        return self.encode_with_report(annotations.boxes, annotations.classes, out=out)
+
     def encode_with_report(self, boxes: np.ndarray, classes: np.ndarray,
                            out: dict[str, np.ndarray] | None = None
                            ) -> tuple[dict[str, np.ndarray], EncodeReport]:
@@ -250,7 +326,7 @@ class CtdetEncoder(_Encoder):
             "wh" in t, "reg" in t, "cat_spec_wh" in t, "dense_wh" in t,
             stats, status)
         self._write_cat(t, c, status)
-        return t, EncodeReport(stats, status)
+        return t, EncodeReport.from_kernel(stats, status)
 
 
 class MultiPoseEncoder(_Encoder):
@@ -273,6 +349,16 @@ class MultiPoseEncoder(_Encoder):
                out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Targets for one sample; see :meth:`encode_with_report`."""
         return self.encode_with_report(boxes, keypoints, classes, rotated=rotated, out=out)[0]
+
+    def encode_annotations(self, annotations: Annotations,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """:meth:`encode_with_report` of an :class:`Annotations`; no keypoints: all unlabelled."""
+        a = annotations
+        kps = a.keypoints if a.keypoints is not None else \
+            np.zeros((len(np.asarray(a.boxes).reshape(-1, 4)), self.config.num_joints, 3),
+                     np.float32)
+        return self.encode_with_report(a.boxes, kps, a.classes, rotated=a.rotated, out=out)
 
     def encode_with_report(self, boxes: np.ndarray, keypoints: np.ndarray,
                            classes: np.ndarray | None = None, *, rotated: bool = False,
@@ -314,7 +400,7 @@ class MultiPoseEncoder(_Encoder):
             "reg" in t, "hps" in t, "hm_hp" in t, "hp_offset" in t, "dense_hps" in t,
             stats, status)
         self._write_cat(t, c, status)
-        return t, EncodeReport(stats, status)
+        return t, EncodeReport.from_kernel(stats, status)
 
 
 def make_encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:

@@ -125,6 +125,17 @@ def flip_keypoints(keypoints: np.ndarray, width: int | float,
     if not np.issubdtype(k.dtype, np.floating):
         k = k.astype(np.float64)
     k[..., 0] = width - k[..., 0] - 1
+    return swap_left_right(k, flip_idx)
+
+
+def swap_left_right(keypoints: np.ndarray, flip_idx: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Swap the left/right joints of ``flip_idx`` in keypoints ``(..., J, C)``; coordinates kept.
+
+    After a horizontal flip done by another library (which mirrors the
+    coordinates but not the names), the joint labelled "left" is the
+    person's right: swap the pairs before encoding.  Returns a copy.
+    """
+    k = np.array(keypoints, copy=True)
     for a, b in flip_idx:
         k[..., [a, b], :] = k[..., [b, a], :]
     return k

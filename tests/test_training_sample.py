@@ -337,3 +337,49 @@ def test_set_epoch_reaches_persistent_workers(context):
     assert copy.epoch == 2
     ds.set_epoch(5)
     assert copy.epoch == 2
+
+
+# --- annotations already in image pixels -------------------------------------------------------
+
+def test_annotations_from_input_pixels_and_swapping_left_right():
+    from centertargets import Annotations
+    from centertargets.geometry import swap_left_right
+
+    kps = np.array([[[8, 12, 2], [30, 4, 0], [20, 40, 1]]], np.float32)
+    a = Annotations.from_input_pixels([[8, 16, 40, 48]], [3], kps, down_ratio=4)
+    np.testing.assert_array_equal(a.boxes, [[2, 4, 10, 12]])
+    np.testing.assert_array_equal(a.keypoints, [[[2, 3, 2], [0, 0, 0], [5, 10, 1]]])
+    b = Annotations.from_input_pixels([[8, 16, 32, 32]], keypoints=kps, box_format="xywh",
+                                      matrix=[[0.25, 0, 1], [0, 0.25, 0]])
+    np.testing.assert_array_equal(b.boxes, [[3, 4, 11, 12]])
+    assert a.classes.tolist() == [3] and b.classes is None
+    with pytest.raises(ValueError, match="box_format='cxcywh'"):
+        Annotations.from_input_pixels([[0, 0, 1, 1]], box_format="cxcywh")
+    np.testing.assert_array_equal(swap_left_right(kps, [(0, 2)])[0, :, 0], [20, 30, 8])
+
+
+def test_albumentations_example_keeps_left_and_right_joints_right():
+    pytest.importorskip("albumentations")
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("alb", ROOT / "examples" / "albumentations_pose.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = MultiPoseConfig(output_size=(64, 64), flip_idx=COCO_FLIP_IDX)
+    flips = set()
+    for seed in range(6):
+        scene = person_scene(seed, num_people=4, image_size=(320, 240), p_unlabelled=0.0)
+        image = np.zeros((240, 320, 3), np.uint8)
+        t, flipped, ann = mod.augment_and_encode(image, scene.boxes_xywh, scene.keypoints, cfg,
+                                                 seed)
+        flips.add(flipped)
+        on = t["reg_mask"].astype(bool)
+        assert on.sum() == len(ann.boxes) > 0
+        # synthetic persons face the camera: their left shoulder is left of their right one in
+        # the image, and stays so after a flip only if the labels were swapped
+        left_x, right_x = t["hps"][on, 2 * 5], t["hps"][on, 2 * 6]
+        both = t["hps_mask"][on, 2 * 5].astype(bool) & t["hps_mask"][on, 2 * 6].astype(bool)
+        assert (left_x[both] < right_x[both]).all(), (seed, flipped)
+    assert flips == {True, False}
