@@ -202,10 +202,42 @@ class CocoDataset:
             self.flip_idx: tuple[tuple[int, int], ...] = ()
         else:
             self.flip_idx = flip_pairs_from_names(names)
-        ids = list(self._images)
+        self._build_arrays()
+        ids = list(self._pos)
         if images_with_annotations_only:
-            ids = [i for i in ids if self._anns[i]]
+            ids = [i for i in ids if self._count[self._pos[i]]]
         self.image_ids: list[int] = ids
+
+    def _build_arrays(self) -> None:
+        """Every annotation's fields in contiguous arrays, images in file order.
+
+        ``image()`` then returns views, with no per-sample list-of-dict work;
+        and DataLoader workers forked from the dataset share these arrays
+        without touching Python objects (no copy-on-write growth).
+        """
+        flat: list[dict[str, Any]] = []
+        self._pos = {iid: k for k, iid in enumerate(self._images)}
+        self._start = np.zeros(len(self._images), np.int64)
+        self._count = np.zeros(len(self._images), np.int64)
+        for k, iid in enumerate(self._images):
+            self._start[k], self._count[k] = len(flat), len(self._anns[iid])
+            flat.extend(self._anns[iid])
+        n, J = len(flat), self.num_joints
+        self._boxes = np.array([_bbox(a) for a in flat], np.float64).reshape(n, 4)
+        self._category_ids = np.array([int(a["category_id"]) for a in flat], np.int64)
+        self._classes = np.array([self._class_of[int(c)] for c in self._category_ids], np.int64)
+        self._keypoints = np.array([_keypoints(a, J) for a in flat], np.float64).reshape(
+            n, J, 3) if J else None
+        self._iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in flat], bool)
+        self._ann_ids = np.array([int(a.get("id", -1)) for a in flat], np.int64)
+        for a in (self._boxes, self._category_ids, self._classes, self._keypoints,
+                  self._iscrowd, self._ann_ids):
+            if a is not None:
+                a.flags.writeable = False
+        self._sizes = [(_size(img, "width"), _size(img, "height")) for img in
+                       self._images.values()]
+        self._files = [str(img.get("file_name", "")) for img in self._images.values()]
+        del self._anns, self._images            # the json's dicts are no longer needed
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> "CocoDataset":
@@ -231,7 +263,7 @@ class CocoDataset:
 
     def num_annotations(self, image_id: int) -> int:
         """How many annotations (crowd included unless skipped) image ``image_id`` has."""
-        return len(self._anns[int(image_id)])
+        return int(self._count[self._pos[int(image_id)]])
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -244,24 +276,19 @@ class CocoDataset:
         return self.image(self.image_ids[index])
 
     def image(self, image_id: int) -> ImageAnnotations:
-        """The :class:`ImageAnnotations` of ``image_id``."""
-        img = self._images[int(image_id)]
-        anns = self._anns[int(image_id)]
-        n = len(anns)
-        boxes = np.zeros((n, 4), np.float64)
-        kps = np.zeros((n, self.num_joints, 3), np.float64) if self.num_joints else None
-        for k, ann in enumerate(anns):
-            boxes[k] = _bbox(ann)
-            if kps is not None:
-                kps[k] = _keypoints(ann, self.num_joints)
-        cat_ids = np.array([int(a["category_id"]) for a in anns], np.int64)
+        """The :class:`ImageAnnotations` of ``image_id`` (read-only views of the file's arrays)."""
+        try:
+            k = self._pos[int(image_id)]
+        except KeyError:
+            raise KeyError(f"image_id={image_id}: no such image in the file") from None
+        a, b = int(self._start[k]), int(self._start[k] + self._count[k])
+        w, h = self._sizes[k]
         return ImageAnnotations(
-            image_id=int(image_id), file_name=str(img.get("file_name", "")),
-            width=_size(img, "width"), height=_size(img, "height"),
-            boxes_xywh=boxes, category_ids=cat_ids,
-            classes=np.array([self._class_of[int(c)] for c in cat_ids], np.int64),
-            keypoints=kps, iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
-            ann_ids=np.array([int(a.get("id", -1)) for a in anns], np.int64))
+            image_id=int(image_id), file_name=self._files[k], width=w, height=h,
+            boxes_xywh=self._boxes[a:b], category_ids=self._category_ids[a:b],
+            classes=self._classes[a:b],
+            keypoints=None if self._keypoints is None else self._keypoints[a:b],
+            iscrowd=self._iscrowd[a:b], ann_ids=self._ann_ids[a:b])
 
 
 def _int_field(entry: Any, key: str, where: str) -> int:
