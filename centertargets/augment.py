@@ -318,6 +318,23 @@ def network_input(image: np.ndarray, params: AugmentParams, input_size: Sequence
     return out
 
 
+#: Codes of the colour steps in ``color_meta``'s ``order``.
+COLOR_STEP_CODES = {name: k for k, name in enumerate(COLOR_STEPS)}
+
+
+def color_meta(color: ColorParams | None) -> dict[str, np.ndarray]:
+    """A sample's colour draws as fixed-shape arrays (collatable): ``on`` (bool), ``order``
+    (3,) int64 step codes (0 brightness, 1 contrast, 2 saturation), ``factors`` (3,) f64 by
+    step code, ``lighting`` (3,) f64; zeros and ``on=False`` without colour augmentation."""
+    if color is None:
+        return {"on": np.bool_(False), "order": np.arange(3, dtype=np.int64),
+                "factors": np.ones(3), "lighting": np.zeros(3)}
+    return {"on": np.bool_(True),
+            "order": np.array([COLOR_STEP_CODES[s] for s in color.order], np.int64),
+            "factors": np.array([color.brightness, color.contrast, color.saturation], np.float64),
+            "lighting": np.array(color.lighting, np.float64)}
+
+
 def _check_image(image: Any) -> np.ndarray:
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:

@@ -21,9 +21,28 @@ import cv2
 import numpy as np
 
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, network_input, sample_annotations)
+                      AugmentParams, _check_image, color_meta, network_input,
+                      sample_annotations, warp_image)
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import Annotations, make_encoder
+
+
+def _one_cv2_thread() -> None:
+    """Use one OpenCV thread in this (spawned DataLoader worker) process; once per process.
+
+    OpenCV's own thread pool in every worker fights the workers for the
+    cores.  Only for processes that unpickled the dataset (spawn,
+    forkserver): a forked worker already runs OpenCV in its one thread when
+    the parent had started the pool, and calling ``cv2.setNumThreads`` there
+    hangs (OpenCV's pool does not survive ``fork``).
+    """
+    global _CV2_SINGLE_THREAD_PID
+    if _CV2_SINGLE_THREAD_PID != os.getpid():
+        cv2.setNumThreads(1)
+        _CV2_SINGLE_THREAD_PID = os.getpid()
+
+
+_CV2_SINGLE_THREAD_PID: int | None = None
 
 
 class CenterNetDataset:
@@ -56,23 +75,34 @@ class CenterNetDataset:
     train_filter : keep only images with at least one annotation, as upstream's
         pose training set does.  None (default): on for multi_pose with
         ``augment.train``, off otherwise.
+    input_dtype : ``"float32"`` (default): ``input`` is the normalised,
+        colour-augmented network input; ``"uint8"``: ``input`` is the warped
+        image as CHW uint8 (4x less data through the DataLoader's shared
+        memory), to be colour-augmented and normalised on the training device
+        by :func:`centertargets.device.normalize_batch` from ``meta``.
     mean, std, eig_val, eig_vec : normalisation and PCA lighting constants,
         BGR, for 0..1 pixels (default: upstream's COCO values).
 
     Each item's ``meta`` holds ``index``, ``image_id``, ``center`` (2,) f32,
     ``scale`` (2,) f64 (``sw, sh``), ``rot``, ``flipped``, ``image_size``,
-    ``input_size`` and ``output_size`` (``(w, h)`` int64).
+    ``input_size`` and ``output_size`` (``(w, h)`` int64), and ``color``
+    (:func:`~centertargets.augment.color_meta` of the sample's colour draws).
 
     The constructor encodes an empty scene once, so DataLoader workers forked
     afterwards inherit compiled kernels instead of compiling them again.
     :meth:`set_epoch` reaches workers too (``persistent_workers=True``, fork
-    or spawn): the epoch lives in shared memory.
+    or spawn): the epoch lives in shared memory.  Workers do not fight
+    OpenCV's thread pool for the cores: a spawned worker sets OpenCV to one
+    thread on its first item; a forked one runs OpenCV in one thread already
+    when the parent had used it (the pool does not survive ``fork``; do not
+    call ``cv2.setNumThreads`` in a forked worker, it hangs then).
     """
 
     def __init__(self, coco: CocoDataset, config: Any, down_ratio: int = 4,
                  augment: AugmentConfig | None = None, image_root: str | os.PathLike[str] | None
                  = None, seed: int = 0, with_report: bool = False, keep_res: bool = False,
                  pad: int = 31, train_filter: bool | None = None,
+                 input_dtype: str = "float32",
                  mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
                  eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC) -> None:
         if not isinstance(coco, CocoDataset):
@@ -102,11 +132,15 @@ class CenterNetDataset:
         if train_filter is None:
             train_filter = self.augment.train and config.task == "multi_pose"
         self.train_filter = bool(train_filter)
+        if input_dtype not in ("float32", "uint8"):
+            raise ValueError(f"input_dtype={input_dtype!r}: expected 'float32' or 'uint8'")
+        self.input_dtype = input_dtype
         self.indices = [i for i, iid in enumerate(coco.image_ids)
                         if not self.train_filter or coco.num_annotations(iid) > 0]
         self._encoders: dict[tuple[int, int], Any] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
+        self._unpickled = False
         self.encoder(tuple(config.output_size)).encode_annotations(      # warm-up: compile now
             Annotations.empty(getattr(config, "num_joints", 0)))
 
@@ -128,6 +162,7 @@ class CenterNetDataset:
     def __setstate__(self, state: dict[str, Any]) -> None:
         if isinstance(state["_epoch"], int):
             state["_epoch"] = multiprocessing.RawValue("q", state["_epoch"])
+        state["_unpickled"] = True          # e.g. a spawned worker: see _one_cv2_thread
         self.__dict__.update(state)
 
     # -- items -----------------------------------------------------------------------------------
@@ -172,6 +207,8 @@ class CenterNetDataset:
         """
         if not isinstance(params, AugmentParams):
             raise TypeError(f"params is {type(params).__name__}: expected AugmentParams")
+        if self._unpickled and multiprocessing.parent_process() is not None:
+            _one_cv2_thread()
         ann = self.annotations(index)
         if image is None and self.image_root is not None:
             image = self.read_image(ann)
@@ -182,8 +219,12 @@ class CenterNetDataset:
             sample_annotations(image_ann, params, out_size, self.config))
         item: dict[str, Any] = dict(targets)
         if image is not None:
-            item["input"] = network_input(image, params, inp_size, self.mean, self.std,
-                                          self.eig_val, self.eig_vec)
+            if self.input_dtype == "uint8":
+                warped = warp_image(_check_image(image), params, inp_size)
+                item["input"] = np.ascontiguousarray(warped.transpose(2, 0, 1))
+            else:
+                item["input"] = network_input(image, params, inp_size, self.mean, self.std,
+                                              self.eig_val, self.eig_vec)
         item["meta"] = {
             "index": np.int64(index), "image_id": np.int64(ann.image_id),
             "center": np.array(params.center, np.float32),
@@ -193,6 +234,7 @@ class CenterNetDataset:
             "image_size": np.array((iw, ih), np.int64),
             "input_size": np.array(inp_size, np.int64),
             "output_size": np.array(out_size, np.int64),
+            "color": color_meta(params.color),
         }
         if self.with_report:
             item["report"] = report.as_dict()

@@ -202,8 +202,9 @@ def detections_to_image(dets: Any, meta: Mapping[str, Any],
     from .geometry import get_affine_transform, transform_boxes, transform_points
 
     d = dets.detach().cpu().numpy() if hasattr(dets, "detach") else np.asarray(dets)
-    m = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-         for k, v in meta.items()}
+    keys = ("center", "scale", "rot", "flipped", "image_size", "output_size")
+    m = {k: (meta[k].detach().cpu().numpy() if hasattr(meta[k], "detach") else
+             np.asarray(meta[k])) for k in keys}
     single = m["center"].ndim == 1
     if single:
         d, m = d[None], {k: v[None] for k, v in m.items()}

@@ -10,6 +10,7 @@ per-object target, and CenterNet drops objects beyond M.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,6 +220,27 @@ def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
     return k
 
 
+_PARAMS: dict[Any, tuple[str, ...]] = {}
+
+
+def _call(kernel: Any, **named: Any) -> Any:
+    """Call a numba kernel with every argument named, passed positionally in its order.
+
+    The fused kernels take 27 and 36 arguments, several of them neighbouring
+    floats of the same type: naming each one here means a reordering of the
+    kernel's parameters cannot silently swap two of them (a name that does not
+    match raises), at no cost over a positional call.
+    """
+    order = _PARAMS.get(kernel)
+    if order is None:
+        order = _PARAMS[kernel] = tuple(inspect.signature(kernel.py_func).parameters)
+    if len(named) != len(order) or any(n not in named for n in order):
+        missing = [n for n in order if n not in named]
+        extra = [n for n in named if n not in order]
+        raise TypeError(f"{kernel.__name__}: missing arguments {missing}, unknown {extra}")
+    return kernel(*[named[n] for n in order])
+
+
 class _Encoder:
     config: _BaseConfig
     _config_type: type = _BaseConfig
@@ -229,11 +251,13 @@ class _Encoder:
                             f"{self._config_type.__name__}")
         self.config = config
         self._spec: dict[str, TargetSpec] = config.spec()
-        self._tables = (patch_table(), patch_table32())
         r = config.radius
-        self._common = (_HEAT[config.heatmap], float(config.msra_sigma),
-                        msra_patch(float(config.msra_sigma)), _RADIUS[r.formula],
-                        float(r.min_overlap), int(r.min_radius), float(config.elliptic_alpha))
+        self._heat = {"heat_kind": _HEAT[config.heatmap], "msra_sigma": float(config.msra_sigma),
+                      "msra": msra_patch(float(config.msra_sigma)),
+                      "radius_formula": _RADIUS[r.formula], "min_overlap": float(r.min_overlap),
+                      "min_radius": int(r.min_radius),
+                      "elliptic_alpha": float(config.elliptic_alpha),
+                      "table": patch_table(), "table32": patch_table32()}
         # stand-ins for heads that are off: same dtype and ndim, so one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
                      "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
@@ -318,13 +342,13 @@ class CtdetEncoder(_Encoder):
         stats = np.zeros(K.NSTATS, np.int64)
         status = np.zeros(len(b), np.int8)
         off = self._off
-        K.encode_ctdet(
-            b, c, *self._common, *self._tables,
-            t["hm"], t.get("wh", off["f2"]), t.get("reg", off["f2"]), t["ind"], t["reg_mask"],
-            t.get("cat_spec_wh", off["f2"]), t.get("cat_spec_mask", off["u2"]),
-            t.get("dense_wh", off["f3"]), t.get("dense_wh_mask", off["f3"]),
-            "wh" in t, "reg" in t, "cat_spec_wh" in t, "dense_wh" in t,
-            stats, status)
+        _call(K.encode_ctdet, boxes=b, classes=c, **self._heat,
+              hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
+              reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
+              cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
+              dense_wh=t.get("dense_wh", off["f3"]), dense_wh_mask=t.get("dense_wh_mask", off["f3"]),
+              write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
+              write_dense="dense_wh" in t, stats=stats, status=status)
         self._write_cat(t, c, status)
         return t, EncodeReport.from_kernel(stats, status)
 
@@ -388,17 +412,19 @@ class MultiPoseEncoder(_Encoder):
         status = np.zeros(len(b), np.int8)
         off = self._off
         quirk = bool(rotated) and cfg.rotation == "centernet"
-        K.encode_multi_pose(
-            b, c, kp, *self._common,
-            K.NOKPS_IGNORE if cfg.no_keypoints == "ignore" else K.NOKPS_CENTERNET,
-            cfg.occluded_joints == "ignore_in_hm_hp", quirk, *self._tables,
-            t["hm"], t["wh"], t.get("reg", off["f2"]), t["ind"], t["reg_mask"],
-            t.get("hps", off["f2"]), t.get("hps_mask", off["u2"]), t.get("hm_hp", off["f3"]),
-            t.get("hp_offset", off["f2"]), t.get("hp_ind", off["i1"]),
-            t.get("hp_mask", off["i1"]),
-            t.get("dense_hps", off["f3"]), t.get("dense_hps_mask", off["f3"]),
-            "reg" in t, "hps" in t, "hm_hp" in t, "hp_offset" in t, "dense_hps" in t,
-            stats, status)
+        _call(K.encode_multi_pose, boxes=b, classes=c, kps=kp, **self._heat,
+              no_keypoints=K.NOKPS_IGNORE if cfg.no_keypoints == "ignore" else K.NOKPS_CENTERNET,
+              ignore_occluded_in_hm_hp=cfg.occluded_joints == "ignore_in_hm_hp",
+              rotated_quirk=quirk,
+              hm=t["hm"], wh=t["wh"], reg=t.get("reg", off["f2"]), ind=t["ind"],
+              reg_mask=t["reg_mask"], hps=t.get("hps", off["f2"]),
+              hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t.get("hm_hp", off["f3"]),
+              hp_offset=t.get("hp_offset", off["f2"]), hp_ind=t.get("hp_ind", off["i1"]),
+              hp_mask=t.get("hp_mask", off["i1"]), dense_hps=t.get("dense_hps", off["f3"]),
+              dense_hps_mask=t.get("dense_hps_mask", off["f3"]),
+              write_reg="reg" in t, write_hps="hps" in t, write_hm_hp="hm_hp" in t,
+              write_hp_offset="hp_offset" in t, write_dense="dense_hps" in t,
+              stats=stats, status=status)
         self._write_cat(t, c, status)
         return t, EncodeReport.from_kernel(stats, status)
 

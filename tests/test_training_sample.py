@@ -144,7 +144,8 @@ def test_meta_is_collated_and_maps_detections_back_to_the_image(pose_files):
     batch = next(iter(DataLoader(ds, batch_size=4, num_workers=0)))
     meta = batch["meta"]
     assert set(meta) == {"index", "image_id", "center", "scale", "rot", "flipped", "image_size",
-                         "input_size", "output_size"}
+                         "input_size", "output_size", "color"}
+    assert meta["color"]["order"].shape == (4, 3) and meta["color"]["on"].all()
     assert meta["index"].tolist() == [0, 1, 2, 3] and meta["center"].shape == (4, 2)
     assert meta["input_size"][0].tolist() == [256, 256] and meta["output_size"][0].tolist() == [64, 64]
     flipped = meta["flipped"].tolist()
@@ -153,8 +154,8 @@ def test_meta_is_collated_and_maps_detections_back_to_the_image(pose_files):
         item = {k: v[i].numpy() for k, v in batch.items() if k not in ("meta", "input")}
         o = oracle_outputs(item, cfg)
         dets = multi_pose_decode(o["hm"], o["wh"], o["hps"], o["reg"], K=cfg.max_objs)  # no snap
-        back = detections_to_image(dets, {k: v[i:i + 1] for k, v in meta.items()},
-                                   ds.config.flip_idx)[0]
+        back = detections_to_image(dets, {k: v[i:i + 1] for k, v in meta.items()
+                                          if k != "color"}, ds.config.flip_idx)[0]
         top = back[back[:, 4] == 1]
         s = scenes[i]
         want = s.boxes_xywh.copy()
@@ -383,3 +384,31 @@ def test_albumentations_example_keeps_left_and_right_joints_right():
         both = t["hps_mask"][on, 2 * 5].astype(bool) & t["hps_mask"][on, 2 * 6].astype(bool)
         assert (left_x[both] < right_x[both]).all(), (seed, flipped)
     assert flips == {True, False}
+
+
+# --- uint8 items, normalised on the device -------------------------------------------------------
+
+def test_uint8_items_normalised_by_torch_equal_the_cpu_path(pose_files):
+    from centertargets.device import normalize_batch
+
+    path, root, _ = pose_files
+    coco, cfg = CocoDataset.load(path), MultiPoseConfig(output_size=(32, 32))
+    aug = AugmentConfig(train=True)
+    f32 = CenterNetDataset(coco, cfg, augment=aug, image_root=root, seed=4)
+    u8 = CenterNetDataset(coco, cfg, augment=aug, image_root=root, seed=4, input_dtype="uint8")
+    u8.set_epoch(1)
+    f32.set_epoch(1)
+    batch = next(iter(DataLoader(u8, batch_size=4)))
+    assert batch["input"].dtype == torch.uint8 and batch["input"].shape == (4, 3, 128, 128)
+    want = torch.stack([torch.from_numpy(f32[i]["input"]) for i in range(4)])
+    got = normalize_batch(batch["input"], batch["meta"])
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # without colour (validation): the plain normalisation
+    val = CenterNetDataset(coco, cfg, image_root=root, input_dtype="uint8")
+    vb = next(iter(DataLoader(val, batch_size=2)))
+    plain = torch.stack([torch.from_numpy(CenterNetDataset(coco, cfg, image_root=root)[i]["input"])
+                         for i in range(2)])
+    torch.testing.assert_close(normalize_batch(vb["input"], vb["meta"]), plain, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="expected a uint8 tensor"):
+        normalize_batch(want, batch["meta"])

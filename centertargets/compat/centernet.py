@@ -14,6 +14,7 @@ image in, network input and targets out, for upstream's recorded draws.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import numpy as np
@@ -67,13 +68,15 @@ def config_from_loss_fixture(task: str, options: Mapping[str, Any],
     return config_from_meta(meta)
 
 
-def sample_inputs(meta: Mapping[str, Any]) -> dict[str, Any]:
+def sample_inputs(meta: Mapping[str, Any],
+                  config: CtdetConfig | MultiPoseConfig | None = None) -> dict[str, Any]:
     """The encoder inputs for a fixture, in output-map pixels, as CenterNet computes them.
 
     Returns a dict with ``boxes`` (N, 4) f32, ``classes`` (N,) i64 and, for
-    multi_pose, ``keypoints`` (N, J, 3) f32 and ``rotated`` (bool).
+    multi_pose, ``keypoints`` (N, J, 3) f32 and ``rotated`` (bool).  ``config``:
+    the meta's config when already built.
     """
-    config = config_from_meta(meta)
+    config = config or config_from_meta(meta)
     anns = list(meta["annotations"])
     scale = meta["scale"]
     params = AugmentParams(center=tuple(meta["center"]),
@@ -98,11 +101,18 @@ def encode_sample_with_report(meta: Mapping[str, Any]
                               ) -> tuple[dict[str, np.ndarray], EncodeReport]:
     """:func:`encode_sample` plus the encoder's :class:`EncodeReport`."""
     config = config_from_meta(meta)
-    inputs = sample_inputs(meta)
+    inputs = sample_inputs(meta, config)
+    encoder = _encoder(config)
     if isinstance(config, CtdetConfig):
-        return CtdetEncoder(config).encode_with_report(inputs["boxes"], inputs["classes"])
-    return MultiPoseEncoder(config).encode_with_report(
-        inputs["boxes"], inputs["keypoints"], inputs["classes"], rotated=inputs["rotated"])
+        return encoder.encode_with_report(inputs["boxes"], inputs["classes"])
+    return encoder.encode_with_report(inputs["boxes"], inputs["keypoints"], inputs["classes"],
+                                      rotated=inputs["rotated"])
+
+
+@functools.lru_cache(maxsize=64)
+def _encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:
+    """One encoder per config (configs are frozen and hashable), not one per call."""
+    return CtdetEncoder(config) if isinstance(config, CtdetConfig) else MultiPoseEncoder(config)
 
 
 def encode_sample(meta: Mapping[str, Any]) -> dict[str, np.ndarray]:

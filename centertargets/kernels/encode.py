@@ -116,9 +116,28 @@ def encode_ctdet(boxes, classes,
                  stats, status):
     """CenterNet ``CTDetDataset`` targets for one sample.
 
-    boxes float32 (N, 4) x1, y1, x2, y2 in output pixels; classes int64 (N,).
-    Outputs: hm (C, H, W), wh/reg (M, 2), ind (M,), reg_mask (M,),
-    cat_spec_wh/cat_spec_mask (M, 2C), dense_wh/dense_wh_mask (2, H, W).
+    Called through ``centertargets.encoders._call`` with every argument named.
+
+    Parameters
+    ----------
+    boxes : float32 (N, 4), x1, y1, x2, y2 in output pixels.
+    classes : int64 (N,), class indices in [0, C).
+    heat_kind : int, ``HEAT_UMICH`` / ``HEAT_MSRA`` / ``HEAT_ELLIPTIC``.
+    msra_sigma : float, sigma of the MSRA Gaussian.
+    msra : float32 2-D, the precomputed MSRA window for ``msra_sigma``.
+    radius_formula : int, ``RADIUS_CENTERNET`` or ``RADIUS_CORRECTED``.
+    min_overlap : float, the radius' IoU target.
+    min_radius : int, lower bound on the radius.
+    elliptic_alpha : float, TTFNet's alpha for the elliptic Gaussian.
+    table, table32 : precomputed umich patches (float64 and float32).
+    hm : float32 (C, H, W), written.
+    wh, reg : float32 (M, 2), written when ``write_wh`` / ``write_reg``.
+    ind : int64 (M,); reg_mask : uint8 (M,), written.
+    cat_spec_wh : float32 (M, 2C); cat_spec_mask : uint8 (M, 2C), when ``write_cat_spec``.
+    dense_wh, dense_wh_mask : float32 (2, H, W), when ``write_dense``.
+    write_wh, write_reg, write_cat_spec, write_dense : bool, which heads exist
+        (an absent head is an empty array of the same dtype and ndim).
+    stats : int64 (NSTATS,), counts, written; status : int8 (N,), per object, written.
     """
     C, H, W = hm.shape
     nobj = _start(boxes.shape[0], ind.shape[0], stats, status)
@@ -179,11 +198,24 @@ def encode_multi_pose(boxes, classes, kps,
                       stats, status):
     """CenterNet ``MultiPoseDataset`` targets for one sample.
 
-    boxes float32 (N, 4) in output pixels; classes int64 (N,); kps float32
-    (N, J, 3) with x, y in output pixels and v the COCO visibility.
-    Outputs: hm (C, H, W), wh/reg (M, 2), ind/reg_mask (M,), hps/hps_mask
-    (M, 2J), hm_hp (J, H, W), hp_offset (M*J, 2), hp_ind/hp_mask (M*J,),
-    dense_hps/dense_hps_mask (2J, H, W).
+    Called through ``centertargets.encoders._call`` with every argument named.
+
+    Parameters
+    ----------
+    boxes : float32 (N, 4) in output pixels; classes : int64 (N,).
+    kps : float32 (N, J, 3), x, y in output pixels and v the COCO visibility.
+    heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius,
+    elliptic_alpha, table, table32 : as :func:`encode_ctdet`.
+    no_keypoints : int, ``NOKPS_CENTERNET`` or ``NOKPS_IGNORE``.
+    ignore_occluded_in_hm_hp : bool, leave v = 1 joints out of ``hm_hp``.
+    rotated_quirk : bool, see below.
+    hm : float32 (C, H, W); wh, reg : float32 (M, 2); ind : int64 (M,);
+    reg_mask : uint8 (M,); hps : float32 (M, 2J); hps_mask : uint8 (M, 2J);
+    hm_hp : float32 (J, H, W); hp_offset : float32 (M*J, 2); hp_ind, hp_mask :
+    int64 (M*J,); dense_hps, dense_hps_mask : float32 (2J, H, W): outputs.
+    write_reg, write_hps, write_hm_hp, write_hp_offset, write_dense : bool,
+        which heads exist (an absent head is an empty array).
+    stats : int64 (NSTATS,); status : int8 (N,): written.
 
     ``rotated_quirk``: the sample was rotated and CenterNet's behaviour is
     wanted, so degenerate boxes are still encoded, and at the end ``hm`` is
