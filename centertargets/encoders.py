@@ -164,8 +164,15 @@ class Annotations:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), kps)
 
 
+def _kernel_array(a: object, dtype: type) -> np.ndarray:
+    """``a`` as a C-contiguous, writeable array of ``dtype``: the one array type the kernels are
+    compiled for (numba compiles read-only arrays separately, for seconds)."""
+    arr = np.ascontiguousarray(a, dtype=dtype)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def _as_boxes(boxes: object) -> np.ndarray:
-    b = np.ascontiguousarray(boxes, dtype=np.float32)
+    b = _kernel_array(boxes, np.float32)
     if b.size == 0:
         return np.zeros((0, 4), dtype=np.float32)
     if b.ndim != 2 or b.shape[1] != 4:
@@ -193,7 +200,7 @@ def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
     if c.dtype.kind not in "iu":
         if c.dtype.kind != "f" or not np.all(c == np.round(c)):
             raise ValueError(f"classes has dtype {c.dtype}: expected integer class indices")
-    c = np.ascontiguousarray(c, dtype=np.int64)
+    c = _kernel_array(c, np.int64)
     i = V.check_classes(c, num_classes)
     if i >= 0:
         raise ValueError(f"classes[{i}]={int(c[i])}: expected a class index in "
@@ -202,7 +209,7 @@ def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
 
 
 def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
-    k = np.ascontiguousarray(keypoints, dtype=np.float32)
+    k = _kernel_array(keypoints, np.float32)
     if k.size == 0 and n == 0:
         return np.zeros((0, num_joints, 3), dtype=np.float32)
     if k.ndim == 2 and k.shape == (n, num_joints * 3):
@@ -261,6 +268,12 @@ class _Encoder:
         # stand-ins for heads that are off: same dtype and ndim, so one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
                      "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from the config in the receiving process (a spawned DataLoader worker): the
+        # patch tables are then this process's read-only ones, the array type the kernels
+        # were compiled (and cached) for, instead of writeable copies that would compile anew.
+        return (type(self), (self.config,))
 
     @property
     def spec(self) -> dict[str, TargetSpec]:
