@@ -33,6 +33,7 @@ compare: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_encode.py
 	$(VENV)/bin/python benchmarks/bench_loss.py
+	$(VENV)/bin/python benchmarks/bench_dataset.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

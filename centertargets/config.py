@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
+import numpy as np
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,12 +25,24 @@ def _fail(owner: str, name: str, value: Any, expected: str) -> None:
     raise ValueError(f"{owner}.{name}={value!r}: expected {expected}")
 
 
-def _check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(owner, name, value, "an int")
-    if value < lo or (hi is not None and value > hi):
+#: Largest output side: float32 holds every integer coordinate of the map exactly up to
+#: 2^24, so centres and keypoints can never round onto the pixel past the border.
+MAX_OUTPUT_SIDE = 1 << 24
+
+
+def _int(owner: str, name: str, value: Any, expected: str) -> int:
+    """``value`` as an int (Python or numpy integers; not bools, not floats)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        _fail(owner, name, value, expected)
+    return int(value)
+
+
+def _check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    v = _int(owner, name, value, "an int")
+    if v < lo or (hi is not None and v > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         _fail(owner, name, value, f"an int {rng}")
+    return v
 
 
 def _check_bool(owner: str, name: str, value: Any) -> None:
@@ -37,27 +51,37 @@ def _check_bool(owner: str, name: str, value: Any) -> None:
 
 
 def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         _fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
-def _check_pos_float(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
+def _check_pos_float(owner: str, name: str, value: Any, hi: float | None = None,
+                     why: str = "") -> float:
+    ok = not isinstance(value, (bool, np.bool_)) and \
+        isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) \
+        and value > 0
+    if not ok:
         _fail(owner, name, value, "a finite number > 0")
+    if hi is not None and value > hi:
+        _fail(owner, name, value, f"a number in (0, {hi:g}]{why}")
+    return float(value)
 
 
 def _output_size(owner: str, value: Any) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         value = (value, value)
     try:
         w, h = value
     except (TypeError, ValueError):
         _fail(owner, "output_size", value, "(width, height) of two ints")
+    sizes = []
     for v in (w, h):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            _fail(owner, "output_size", value, "(width, height) of two ints >= 1")
-    return (int(w), int(h))
+        n = _int(owner, "output_size", v, "(width, height) of two ints >= 1")
+        if n < 1 or n > MAX_OUTPUT_SIDE:
+            _fail(owner, "output_size", value, f"(width, height) of ints in [1, {MAX_OUTPUT_SIDE}]"
+                  " (float32 coordinates are exact up to 2^24)")
+        sizes.append(n)
+    return (sizes[0], sizes[1])
 
 
 @dataclass(frozen=True)
@@ -77,9 +101,12 @@ class RadiusConfig:
     def __post_init__(self) -> None:
         _check_choice("RadiusConfig", "formula", self.formula, ("centernet", "corrected"))
         mo = self.min_overlap
-        if isinstance(mo, bool) or not isinstance(mo, (int, float)) or not 0 < mo < 1:
+        if isinstance(mo, (bool, np.bool_)) or not isinstance(mo, (int, float, np.integer,
+                                                                  np.floating)) or not 0 < mo < 1:
             _fail("RadiusConfig", "min_overlap", mo, "a number strictly between 0 and 1")
-        _check_int("RadiusConfig", "min_radius", self.min_radius, 0)
+        object.__setattr__(self, "min_overlap", float(mo))
+        object.__setattr__(self, "min_radius", _check_int("RadiusConfig", "min_radius",
+                                                          self.min_radius, 0, MAX_OUTPUT_SIDE))
 
 
 @dataclass(frozen=True)
@@ -98,14 +125,22 @@ class _BaseConfig:
     def _validate_common(self) -> None:
         owner = type(self).__name__
         object.__setattr__(self, "output_size", _output_size(owner, self.output_size))
-        _check_int(owner, "max_objs", self.max_objs, 1)
-        _check_int(owner, "num_classes", self.num_classes, 1)
+        side = max(self.output_size)
+        object.__setattr__(self, "max_objs", _check_int(owner, "max_objs", self.max_objs, 1,
+                                                        1 << 20))
+        object.__setattr__(self, "num_classes", _check_int(owner, "num_classes",
+                                                           self.num_classes, 1, 1 << 16))
         _check_bool(owner, "reg_offset", self.reg_offset)
         _check_choice(owner, "heatmap", self.heatmap, ("umich", "msra", "elliptic"))
-        _check_pos_float(owner, "msra_sigma", self.msra_sigma)
-        _check_pos_float(owner, "elliptic_alpha", self.elliptic_alpha)
+        object.__setattr__(self, "msra_sigma", _check_pos_float(
+            owner, "msra_sigma", self.msra_sigma, float(min(side, 512)),
+            " (a wider Gaussian than the map, or than 512, only costs memory)"))
+        object.__setattr__(self, "elliptic_alpha", _check_pos_float(
+            owner, "elliptic_alpha", self.elliptic_alpha, 10.0, " (TTFNet uses 0.54)"))
         if not isinstance(self.radius, RadiusConfig):
             _fail(owner, "radius", self.radius, "a RadiusConfig")
+        if self.radius.min_radius > side:
+            _fail(owner, "radius", self.radius, f"min_radius <= {side}, the map's larger side")
         _check_choice(owner, "overflow", self.overflow, ("drop", "error"))
         _check_bool(owner, "with_cat", self.with_cat)
 
@@ -228,7 +263,8 @@ class MultiPoseConfig(_BaseConfig):
     def __post_init__(self) -> None:
         self._validate_common()
         owner = "MultiPoseConfig"
-        _check_int(owner, "num_joints", self.num_joints, 1)
+        object.__setattr__(self, "num_joints", _check_int(owner, "num_joints", self.num_joints,
+                                                          1, 4096))
         for name in ("hm_hp", "reg_hp_offset", "dense_hp"):
             _check_bool(owner, name, getattr(self, name))
         _check_choice(owner, "no_keypoints", self.no_keypoints, ("centernet", "ignore"))

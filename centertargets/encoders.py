@@ -260,7 +260,9 @@ class _Encoder:
         self._spec: dict[str, TargetSpec] = config.spec()
         r = config.radius
         self._heat = {"heat_kind": _HEAT[config.heatmap], "msra_sigma": float(config.msra_sigma),
-                      "msra": msra_patch(float(config.msra_sigma)),
+                      # the MSRA window only when drawn (a dummy keeps one compiled signature)
+                      "msra": msra_patch(float(config.msra_sigma)) if config.heatmap == "msra"
+                      else np.zeros((1, 1), np.float32),
                       "radius_formula": _RADIUS[r.formula], "min_overlap": float(r.min_overlap),
                       "min_radius": int(r.min_radius),
                       "elliptic_alpha": float(config.elliptic_alpha),
