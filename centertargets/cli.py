@@ -18,6 +18,15 @@ def _summarise(targets: dict[str, np.ndarray]) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on a built-in COCO-style dataset (see :mod:`centertargets.demo`)."""
+    from .demo import run_demo
+
+    run_demo(args.out, images=args.images, workers=args.workers,
+             train_seconds=args.train_seconds, seed=args.seed)
+    return 0
+
+
+def cmd_scene(args: argparse.Namespace) -> int:
     """Encode a built-in synthetic scene for both tasks and print what came out."""
     from .config import CtdetConfig, MultiPoseConfig
     from .encoders import CtdetEncoder, MultiPoseEncoder
@@ -86,6 +95,9 @@ def _config_for(coco, task: str | None, output_size: int, max_objs: int | None):
     from .config import CtdetConfig, MultiPoseConfig
 
     task = task or ("multi_pose" if coco.num_joints else "ctdet")
+    if task == "multi_pose" and not coco.num_joints:
+        raise ValueError("--task multi_pose: the file has no keypoints (expected a "
+                         "'keypoints' list in its person category or annotations)")
     size = (output_size, output_size)
     if task == "multi_pose":
         return MultiPoseConfig(output_size=size, num_joints=coco.num_joints or 17,
@@ -94,13 +106,59 @@ def _config_for(coco, task: str | None, output_size: int, max_objs: int | None):
                        max_objs=max_objs or 128)
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    """Encode every image of a COCO file and count what the targets lose."""
+def audit(coco, cfg, train: bool = False, image_root: str | None = None
+          ) -> tuple[dict[str, int], list[tuple[int, int, int]]]:
+    """Encode every image of ``coco`` with ``cfg``: summed report counts, and the images that
+    lost objects as ``(lost, image_id, of which beyond max_objs)``."""
     from tqdm import tqdm
 
-    from .coco import CocoDataset
     from .augment import AugmentConfig
     from .dataset import CenterNetDataset
+
+    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=train), with_report=True,
+                          image_root=image_root)
+    totals: dict[str, int] = {}
+    worst: list[tuple[int, int, int]] = []
+    for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None, file=sys.stderr):
+        rep = ds.item(i, ds.params(i))["report"]
+        for k, v in rep.items():
+            totals[k] = totals.get(k, 0) + v
+        lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
+        if lost:
+            worst.append((lost, ds.annotations(i).image_id, rep["dropped_max_objs"]))
+    worst.sort(reverse=True)
+    return totals, worst
+
+
+def print_audit(totals: dict[str, int], worst: list[tuple[int, int, int]], cfg, n_images: int,
+                train: bool, top: int = 5, log=print) -> None:
+    """The audit table of :func:`audit`."""
+    n_obj = max(totals.get("num_objects", 0), 1)
+    n_kp = max(totals.get("keypoints_labelled", 0), 1)
+    size = cfg.output_size
+    log(f"{cfg.task} audit of {n_images} images at {size[0]}x{size[1]}, max_objs={cfg.max_objs}"
+        f"{' (training augmentation)' if train else ''}:")
+    rows = [("objects", totals.get("num_objects", 0), ""),
+            ("  encoded", totals.get("encoded", 0), ""),
+            ("  dropped beyond max_objs", totals.get("dropped_max_objs", 0), "objects"),
+            ("  degenerate after clipping", totals.get("degenerate", 0), "objects"),
+            ("  centre collisions", totals.get("center_collisions", 0), "objects")]
+    if cfg.task == "multi_pose":
+        rows += [("  persons without keypoints", totals.get("no_keypoints", 0), "objects"),
+                 ("labelled keypoints", totals.get("keypoints_labelled", 0), ""),
+                 ("  outside the output map", totals.get("keypoints_outside", 0), "keypoints")]
+    for name, v, of in rows:
+        pct = f"{100.0 * v / (n_kp if of == 'keypoints' else n_obj):6.2f}%" if of else ""
+        log(f"  {name:<30} {v:>9} {pct}")
+    if worst:
+        log("  images losing the most objects (image_id: lost, of which beyond max_objs):")
+        for lost, iid, dropped in worst[:top]:
+            log(f"    {iid}: {lost}, {dropped}")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Encode every image of a COCO file and count what the targets lose."""
+    from .coco import CocoDataset
     from .synthetic import person_scene, to_coco
 
     if args.annotations:
@@ -109,39 +167,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         coco = CocoDataset(to_coco([person_scene(i, num_people=3 + i % 40) for i in range(200)]))
         print("no annotation file given: auditing 200 built-in synthetic pose images")
     cfg = _config_for(coco, args.task, args.output_size, args.max_objs)
-    task, size = cfg.task, cfg.output_size
-    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=args.train), with_report=True,
-                          image_root=args.image_root)
-    totals: dict[str, int] = {}
-    worst: list[tuple[int, int, int]] = []
-    for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None, file=sys.stderr):
-        rep = ds[i]["report"]
-        for k, v in rep.items():
-            totals[k] = totals.get(k, 0) + v
-        lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
-        if lost:
-            worst.append((lost, ds.annotations(i).image_id, rep["dropped_max_objs"]))
-    n_obj = max(totals.get("num_objects", 0), 1)
-    n_kp = max(totals.get("keypoints_labelled", 0), 1)
-    print(f"{task} audit of {len(ds)} images at {size[0]}x{size[1]}, max_objs={cfg.max_objs}"
-          f"{' (training augmentation)' if args.train else ''}:")
-    rows = [("objects", totals.get("num_objects", 0), ""),
-            ("  encoded", totals.get("encoded", 0), ""),
-            ("  dropped beyond max_objs", totals.get("dropped_max_objs", 0), "objects"),
-            ("  degenerate after clipping", totals.get("degenerate", 0), "objects"),
-            ("  centre collisions", totals.get("center_collisions", 0), "objects")]
-    if task == "multi_pose":
-        rows += [("  persons without keypoints", totals.get("no_keypoints", 0), "objects"),
-                 ("labelled keypoints", totals.get("keypoints_labelled", 0), ""),
-                 ("  outside the output map", totals.get("keypoints_outside", 0), "keypoints")]
-    for name, v, of in rows:
-        pct = f"{100.0 * v / (n_kp if of == 'keypoints' else n_obj):6.2f}%" if of else ""
-        print(f"  {name:<30} {v:>9} {pct}")
-    if worst:
-        worst.sort(reverse=True)
-        print("  images losing the most objects (image_id: lost, of which beyond max_objs):")
-        for lost, iid, dropped in worst[:args.top]:
-            print(f"    {iid}: {lost}, {dropped}")
+    totals, worst = audit(coco, cfg, args.train, args.image_root)
+    n = len(coco) if not (args.train and cfg.task == "multi_pose") else \
+        sum(coco.num_annotations(i) > 0 for i in coco.image_ids)
+    print_audit(totals, worst, cfg, n, args.train, args.top)
     return 0
 
 
@@ -150,13 +179,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .coco import CocoDataset
     from .dataset import CenterNetDataset
     from .synthetic import person_scene, to_coco
-    from .visualize import render_targets, save_png
+    from .visualize import network_input_to_rgb, render_targets, save_png
 
     coco = CocoDataset.load(args.annotations) if args.annotations else \
         CocoDataset(to_coco([person_scene(args.seed, num_people=6)]))
     cfg = _config_for(coco, None, args.output_size, None)
     ds = CenterNetDataset(coco, cfg, image_root=args.image_root)
-    save_png(args.out, render_targets(ds.item(args.index, ds.params(args.index)), cfg))
+    if not 0 <= args.index < len(ds):
+        raise IndexError(f"--index {args.index}: expected 0 <= index < {len(ds)} (images in "
+                         "the file)")
+    item = ds.item(args.index, ds.params(args.index))
+    image = network_input_to_rgb(item["input"]) if "input" in item else None
+    save_png(args.out, render_targets(item, cfg, image=image, skeleton=coco.skeleton,
+                                      joint_names=coco.keypoint_names or None))
     print(f"wrote {args.out}")
     return 0
 
@@ -167,13 +202,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fast, exact CenterNet training targets. Without a command, runs 'demo'.")
     sub = p.add_subparsers(dest="command")
 
-    d = sub.add_parser("demo", help="encode a built-in synthetic scene and print a summary")
-    d.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
-    d.add_argument("--people", type=int, default=8, help="persons in the pose scene (default 8)")
-    d.add_argument("--objects", type=int, default=30, help="objects in the detection scene")
-    d.add_argument("--output-size", type=int, default=128, help="square output map side")
-    d.add_argument("--save", metavar="PNG", help="also write a picture of the pose targets")
+    d = sub.add_parser("demo", help="the whole pipeline on a built-in dataset (about a minute)",
+                       description="Write a synthetic COCO keypoint dataset (JPEGs + json), audit "
+                                   "it, load it through CenterNetDataset in a DataLoader, train a "
+                                   "tiny network on the CPU, decode and score against the "
+                                   "annotations, and write pictures.")
+    d.add_argument("--out", default="centertargets-demo",
+                   help="output folder (default: ./centertargets-demo)")
+    d.add_argument("--images", type=_positive_int, default=48, help="images to write (default 48)")
+    d.add_argument("--workers", type=_non_negative_int, default=2,
+                   help="DataLoader workers (default 2)")
+    d.add_argument("--train-seconds", type=float, default=20.0,
+                   help="training time budget in seconds (default 20)")
+    d.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser("scene", help="encode one built-in scene per task and print the targets")
+    e.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    e.add_argument("--people", type=_positive_int, default=8,
+                   help="persons in the pose scene (default 8)")
+    e.add_argument("--objects", type=_positive_int, default=30,
+                   help="objects in the detection scene (default 30)")
+    e.add_argument("--output-size", type=_positive_int, default=128,
+                   help="square output map side (default 128)")
+    e.add_argument("--save", metavar="PNG", help="also write a picture of the pose targets")
+    e.set_defaults(func=cmd_scene)
 
     a = sub.add_parser("audit", help="count what the targets of a COCO file lose",
                        description="Encode every image of a COCO annotation file and report "
@@ -182,18 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("annotations", nargs="?", help="COCO json (default: built-in synthetic set)")
     a.add_argument("--task", choices=["ctdet", "multi_pose"],
                    help="default: multi_pose if the file has keypoints")
-    a.add_argument("--output-size", type=int, default=128, help="square output map side")
-    a.add_argument("--max-objs", type=int, help="default: 128 (ctdet) or 32 (multi_pose)")
-    a.add_argument("--train", action="store_true", help="with CenterNet's training augmentation")
+    a.add_argument("--output-size", type=_positive_int, default=128,
+                   help="square output map side (default 128)")
+    a.add_argument("--max-objs", type=_positive_int,
+                   help="default: 128 (ctdet) or 32 (multi_pose)")
+    a.add_argument("--train", action="store_true",
+                   help="with CenterNet's training augmentation (default: validation transform)")
     a.add_argument("--image-root", help="image folder, to read sizes missing from the json")
-    a.add_argument("--top", type=int, default=5, help="list this many worst images")
+    a.add_argument("--top", type=_non_negative_int, default=5,
+                   help="list this many worst images (default 5)")
     a.set_defaults(func=cmd_audit)
 
     r = sub.add_parser("render", help="write a PNG picture of one image's targets")
     r.add_argument("annotations", nargs="?", help="COCO json (default: a synthetic scene)")
-    r.add_argument("--index", type=int, default=0, help="image index in the file")
-    r.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
-    r.add_argument("--output-size", type=int, default=128, help="square output map side")
+    r.add_argument("--index", type=_non_negative_int, default=0,
+                   help="image index in the file (default 0)")
+    r.add_argument("--seed", type=int, default=0, help="synthetic scene seed (default 0)")
+    r.add_argument("--output-size", type=_positive_int, default=128,
+                   help="square output map side (default 128)")
     r.add_argument("--out", default="targets.png", help="PNG path (default targets.png)")
     r.add_argument("--image-root", help="image folder (for sizes missing from the json)")
     r.set_defaults(func=cmd_render)
@@ -203,9 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "folders of them). Prints one line per mismatch, then "
                                    "'N passed, M failed'; exit status 0 only if none failed.")
     c.add_argument("paths", nargs="+", help="fixture files or folders")
-    c.add_argument("-v", "--verbose", action="store_true", help="also print passing fixtures")
+    c.add_argument("-v", "--verbose", action="store_true",
+                   help="also print passing fixtures (default: only mismatches)")
     c.set_defaults(func=cmd_compare)
     return p
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
+    return v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,7 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    except FileNotFoundError as exc:
+        name = exc.filename or str(exc)
+        print(f"centertargets {args.command}: {name}: no such file (check the path)",
+              file=sys.stderr)
+        return 2
+    except (ValueError, IndexError, KeyError, OSError) as exc:
+        # a user's mistake (a file that is not COCO, an index out of range, a bad value): one
+        # line naming it, no traceback; the messages name the field and what was expected
+        print(f"centertargets {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .coco import COCO_SKELETON
+from .augment import COCO_MEAN_BGR, COCO_STD_BGR
 
 
 def palette(n: int) -> np.ndarray:
@@ -50,16 +50,20 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def draw_objects(canvas: np.ndarray, targets: dict[str, np.ndarray], output_width: int,
-                 scale: int, skeleton: Sequence[tuple[int, int]] = COCO_SKELETON) -> np.ndarray:
+                 scale: int, skeleton: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """Draw what the per-object targets say onto an RGB canvas upsampled by ``scale``.
 
-    Boxes from ``ind`` + ``reg`` and ``wh`` (white), centres (white dots),
-    joints from ``hps`` (cyan lines from the centre) and the skeleton.  Only
-    slots with ``reg_mask == 1`` (or a centre) are drawn.  Returns ``canvas``.
+    Boxes from ``ind`` + ``reg`` and ``wh``, centres, joints from ``hps``
+    (cyan lines from the centre, only where ``hps_mask`` is 1) and the
+    ``skeleton`` (pairs of joint indices; none by default).  Supervised
+    objects (``reg_mask`` 1) are white; objects with a centre but
+    ``reg_mask`` 0 (a person without labelled keypoints) are red.  Returns
+    ``canvas``.
     """
     W = output_width
     ind, mask = targets["ind"], targets["reg_mask"]
     for k in np.flatnonzero((mask > 0) | (ind > 0)):
+        colour = (255, 255, 255) if mask[k] > 0 else (255, 60, 60)
         cx, cy = float(ind[k] % W), float(ind[k] // W)
         if "reg" in targets:
             cx, cy = cx + targets["reg"][k, 0], cy + targets["reg"][k, 1]
@@ -70,8 +74,8 @@ def draw_objects(canvas: np.ndarray, targets: dict[str, np.ndarray], output_widt
             w, h = targets["wh"][k]
             p1 = (int(round((cx - w / 2) * scale)), int(round((cy - h / 2) * scale)))
             p2 = (int(round((cx + w / 2) * scale)), int(round((cy + h / 2) * scale)))
-            cv2.rectangle(canvas, p1, p2, (255, 255, 255), 1, cv2.LINE_AA)
-        cv2.circle(canvas, c, max(2, scale // 2), (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.rectangle(canvas, p1, p2, colour, 1, cv2.LINE_AA)
+        cv2.circle(canvas, c, max(2, scale // 2), colour, -1, cv2.LINE_AA)
         if "hps" in targets:
             J = targets["hps"].shape[1] // 2
             on = targets["hps_mask"][k].reshape(J, 2)[:, 0] > 0
@@ -86,30 +90,65 @@ def draw_objects(canvas: np.ndarray, targets: dict[str, np.ndarray], output_widt
     return canvas
 
 
+def network_input_to_rgb(inp: np.ndarray, mean: np.ndarray = COCO_MEAN_BGR,
+                         std: np.ndarray = COCO_STD_BGR) -> np.ndarray:
+    """A normalised network input (3, H, W) float32 BGR back to an RGB uint8 picture."""
+    x = np.asarray(inp, np.float32).transpose(1, 2, 0) * np.asarray(std, np.float32) + \
+        np.asarray(mean, np.float32)
+    return np.ascontiguousarray((np.clip(x, 0, 1) * 255).astype(np.uint8)[..., ::-1])
+
+
+def _legend(names: Sequence[str], width: int) -> np.ndarray:
+    """A strip naming each joint in its ``palette`` colour."""
+    colours = palette(len(names))
+    per_row = max(1, width // 110)
+    rows = (len(names) + per_row - 1) // per_row
+    out = np.zeros((rows * 16 + 4, width, 3), np.uint8)
+    for j, name in enumerate(names):
+        x, y = (j % per_row) * 110 + 4, (j // per_row) * 16 + 14
+        cv2.rectangle(out, (x, y - 9), (x + 9, y), tuple(int(v) for v in colours[j]), -1)
+        cv2.putText(out, str(name)[:14], (x + 13, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (230, 230, 230), 1, cv2.LINE_AA)
+    return out
+
+
 def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
-                   image: np.ndarray | None = None) -> np.ndarray:
+                   image: np.ndarray | None = None, skeleton: Sequence[tuple[int, int]] = (),
+                   joint_names: Sequence[str] | None = None) -> np.ndarray:
     """A labelled grid of panels showing every target family of one sample (RGB uint8).
 
-    Panels: ``hm`` with the objects drawn on it; ``hm_hp`` (max over joints,
-    one colour per joint) for pose; ``dense_wh`` / ``dense_hps`` magnitude
-    and their masks when present; ``image`` (RGB, already in output-map
-    geometry or any size) underneath the first panel when given.
+    Panels: ``hm`` with the objects drawn on it (supervised objects white,
+    ``reg_mask`` 0 red; pose: joint vectors and the ``skeleton``); ``hm_hp``
+    (one colour per joint, with a legend naming the joints when
+    ``joint_names`` is given) for pose; ``dense_wh`` / ``dense_hps``
+    magnitude and their masks when present.  ``image``: an RGB picture of the
+    network input (e.g. :func:`network_input_to_rgb` of the item's
+    ``input``) shown under the heatmaps.
     """
     W, H = config.output_size
-    hm_rgb = _upsample(colorize(targets["hm"]), scale)
+    base = None
     if image is not None:
-        base = cv2.resize(np.asarray(image, np.uint8), (W * scale, H * scale))
-        hm_rgb = cv2.addWeighted(base, 0.5, hm_rgb, 0.8, 0)
-    panels = [_label(draw_objects(hm_rgb.copy(), targets, W, scale), "hm + boxes, centres, hps")]
+        base = cv2.resize(np.asarray(image, np.uint8), (W * scale, H * scale),
+                          interpolation=cv2.INTER_AREA)
+
+    def over(rgb: np.ndarray) -> np.ndarray:
+        return rgb if base is None else cv2.addWeighted(base, 0.55, rgb, 0.9, 0)
+
+    hm_rgb = over(_upsample(colorize(targets["hm"]), scale))
+    title = "hm + boxes, centres" + (", hps" if "hps" in targets else "")
+    panels = [_label(draw_objects(hm_rgb.copy(), targets, W, scale, skeleton), title)]
     if "hm_hp" in targets:
-        joints = _upsample(colorize(targets["hm_hp"]), scale)
+        joints = over(_upsample(colorize(targets["hm_hp"]), scale))
         if "hp_ind" in targets:
             on = targets["hp_mask"] > 0
             xs = targets["hp_ind"][on] % W + targets["hp_offset"][on, 0]
             ys = targets["hp_ind"][on] // W + targets["hp_offset"][on, 1]
             for x, y in zip(xs, ys):
                 cv2.circle(joints, (int(x * scale), int(y * scale)), 2, (255, 255, 255), -1)
-        panels.append(_label(joints, "hm_hp (max over joints) + hp_offset"))
+        panel = _label(joints, "hm_hp + hp_offset")
+        if joint_names:
+            panel = np.concatenate([panel, _legend(joint_names, panel.shape[1])], axis=0)
+        panels.append(panel)
     for name in ("dense_wh", "dense_hps"):
         if name in targets:
             mag = np.abs(targets[name]).max(0)
@@ -117,7 +156,41 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
             panels.append(_label(_upsample(colorize(mag), scale), f"|{name}| (max over channels)"))
             panels.append(_label(_upsample(colorize(targets[name + "_mask"][0]), scale),
                                  f"{name}_mask"))
+    height = max(p.shape[0] for p in panels)
+    panels = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0))) for p in panels]
     return np.concatenate(panels, axis=1)
+
+
+def draw_people(canvas: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None,
+                skeleton: Sequence[tuple[int, int]] = (), colour: tuple[int, int, int] =
+                (255, 255, 255)) -> np.ndarray:
+    """Boxes (N, 4) x1, y1, x2, y2 and keypoints (N, J, 2 or 3; v = 0 skipped) on an RGB image."""
+    for k, b in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+        cv2.rectangle(canvas, (int(round(b[0])), int(round(b[1]))),
+                      (int(round(b[2])), int(round(b[3]))), colour, 2, cv2.LINE_AA)
+        if keypoints is None:
+            continue
+        kp = np.asarray(keypoints[k], np.float64)
+        vis = kp[:, 2] > 0 if kp.shape[1] > 2 else np.ones(len(kp), bool)
+        for a, c in skeleton:
+            if vis[a] and vis[c]:
+                cv2.line(canvas, (int(kp[a, 0]), int(kp[a, 1])), (int(kp[c, 0]), int(kp[c, 1])),
+                         colour, 2, cv2.LINE_AA)
+        for j in np.flatnonzero(vis):
+            cv2.circle(canvas, (int(kp[j, 0]), int(kp[j, 1])), 3, colour, -1, cv2.LINE_AA)
+    return canvas
+
+
+def render_detections(image_rgb: np.ndarray, gt_boxes: np.ndarray, gt_keypoints: np.ndarray | None,
+                      boxes: np.ndarray, keypoints: np.ndarray | None,
+                      skeleton: Sequence[tuple[int, int]] = (),
+                      title: str = "decoded") -> np.ndarray:
+    """Ground truth (left) and decoded detections (right) on the image, side by side (RGB)."""
+    left = draw_people(np.array(image_rgb, copy=True), gt_boxes, gt_keypoints, skeleton,
+                       (80, 255, 120))
+    right = draw_people(np.array(image_rgb, copy=True), boxes, keypoints, skeleton,
+                        (255, 200, 0))
+    return np.concatenate([_label(left, "ground truth"), _label(right, title)], axis=1)
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

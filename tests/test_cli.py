@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import cv2
 
 import numpy as np
 import pytest
 
+from centertargets import COCO_FLIP_IDX, CocoDataset
 from centertargets.cli import main
 
 from conftest import need_reference, reference_files
@@ -22,8 +27,8 @@ def test_help_lists_the_commands(capsys):
     assert "compare" in out and "demo" in out
 
 
-def test_demo_prints_every_target(capsys):
-    assert main(["demo", "--people", "3", "--objects", "5"]) == 0
+def test_scene_prints_every_target(capsys):
+    assert main(["scene", "--people", "3", "--objects", "5"]) == 0
     out = capsys.readouterr().out
     for name in ("hm_hp", "hps_mask", "hp_offset", "reg_mask", "report:"):
         assert name in out
@@ -61,3 +66,58 @@ def test_module_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "centertargets", "compare", "--help"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "N passed, M failed" in r.stdout
+
+
+def test_demo_runs_the_whole_pipeline_at_a_reduced_size(tmp_path, capsys):
+    from centertargets.demo import run_demo
+
+    lines: list[str] = []
+    res = run_demo(tmp_path / "demo", images=8, workers=0, train_seconds=3.0, log=lines.append)
+    text = "\n".join(lines)
+    for step in ("1. wrote 8 synthetic images", "2. audit", "3. DataLoader", "4. training",
+                 "5. decoded detections", "6. pictures", "Files written"):
+        assert step in text
+    assert res["audit"]["num_objects"] > 0 and res["samples_per_s"] > 0
+    assert res["steps"] >= 2 and res["loss_last"] < res["loss_first"]
+    # the oracle decode, mapped back to the image, finds every annotated person
+    assert res["oracle"]["recall@0.5"] == 1.0 and res["oracle"]["mean_iou"] > 0.9
+    for f in res["files"]:
+        assert Path(f).exists(), f
+    pngs = [f for f in res["files"] if f.endswith(".png")]
+    assert len(pngs) == 3 and all(cv2.imread(f) is not None for f in pngs)
+    coco = CocoDataset.load(tmp_path / "demo" / "person_keypoints_demo.json")
+    assert len(coco) == 8 and coco.num_joints == 17 and coco.flip_idx == COCO_FLIP_IDX
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["audit", "missing.json"], "missing.json: no such file"),
+    (["audit", "{bad}"], "is not valid JSON"),
+    (["audit", "{notcoco}"], "COCO json has no list 'images'"),
+    (["render", "--index", "5"], r"--index 5: expected 0 <= index < 1"),
+    (["compare", "{bad}"], None),
+    (["audit", "--output-size", "0"], "expected an integer >= 1"),
+    (["audit", "--task", "nope"], "invalid choice: 'nope'"),
+])
+def test_cli_mistakes_get_one_line_and_exit_status_2(argv, match, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "notcoco.json").write_text(json.dumps({"hello": 1}))
+    argv = [a.format(bad=tmp_path / "bad.json", notcoco=tmp_path / "notcoco.json") for a in argv]
+    if argv[0] == "compare":      # a non-fixture file: a failure line, exit status 1
+        assert main(argv) == 1
+        assert "FAIL" in capsys.readouterr().out
+        return
+    try:
+        code = main(argv)
+    except SystemExit as e:       # argparse's own errors: usage + one line, status 2
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "Traceback" not in "\n".join(err) and re.search(match, err[-1]), err
+
+
+def test_every_subcommand_help_states_defaults(capsys):
+    for cmd in ("demo", "scene", "audit", "render"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = capsys.readouterr().out
+        assert "default" in out, cmd
