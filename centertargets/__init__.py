@@ -4,6 +4,16 @@ Import never pulls in torch; the torch side lives in :mod:`losses` and in
 :mod:`centertargets.decode` (imported lazily).
 """
 
+try:
+    import cv2  # noqa: F401
+    cv2.warpAffine  # a half-removed OpenCV leaves a namespace package without its functions
+except (ImportError, AttributeError) as exc:  # pragma: no cover - exercised in a subprocess
+    raise ImportError(
+        "centertargets needs OpenCV, and 'import cv2' fails: when both opencv-python and "
+        "opencv-python-headless were installed and one was removed, the cv2 folder they share "
+        "is left broken. Fix: pip uninstall -y opencv-python opencv-python-headless && pip "
+        "install opencv-python-headless") from exc
+
 from .augment import AugmentConfig, AugmentParams, ColorParams
 from .coco import COCO_CATEGORY_IDS, COCO_FLIP_IDX, CocoDataset
 from .config import CtdetConfig, MultiPoseConfig, RadiusConfig

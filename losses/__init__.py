@@ -5,6 +5,13 @@ Functional first (:mod:`losses.functional`), thin modules second
 :class:`MultiPoseLoss` that take the same config as the encoder.
 """
 
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError("losses needs torch, which is not installed: pip install "
+                      "'centertargets[torch]' (or pip install torch==2.13.0 for the CPU "
+                      "wheel first)") from exc
+
 from . import functional
 from .centernet import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
 from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, FocalLoss,

@@ -41,7 +41,7 @@ def test_notebook_executes():
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
-    assert len(images) >= 2
+    assert len(images) >= 4
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
@@ -96,3 +96,43 @@ def test_readme_decode_snippet_runs_as_written():
     clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(-80, 559)
     for box in got:
         assert np.abs(clipped - box).max(axis=1).min() < 0.1
+
+
+def test_distributed_example_runs_under_torchrun_with_two_processes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29531"]
+    res = subprocess.run([*torchrun, str(ROOT / "examples" / "train_ddp.py"), "--steps", "12",
+                          "--images", "8", "--data", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in ranks) == [0, 1]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]        # DDP kept the ranks in step
+    for r in ranks:
+        assert r["steps"] == 12 and r["last"] < r["first"]     # the loss falls on every rank
+
+
+@pytest.mark.parametrize("hide, statement, match", [
+    ("torch", "import losses", "losses needs torch, which is not installed: pip install "
+                               "'centertargets\\[torch\\]'"),
+    ("cv2", "import centertargets", "centertargets needs OpenCV, and 'import cv2' fails"),
+])
+def test_missing_dependencies_say_how_to_fix_them(hide, statement, match):
+    import re
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.modules[{hide!r}] = None\n{statement}"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode != 0 and re.search(match, res.stderr), res.stderr[-2000:]
+
+
+def test_package_ships_type_information():
+    assert (ROOT / "centertargets" / "py.typed").exists() and (ROOT / "losses" / "py.typed").exists()
