@@ -164,7 +164,11 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
 def draw_people(canvas: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None,
                 skeleton: Sequence[tuple[int, int]] = (), colour: tuple[int, int, int] =
                 (255, 255, 255)) -> np.ndarray:
-    """Boxes (N, 4) x1, y1, x2, y2 and keypoints (N, J, 2 or 3; v = 0 skipped) on an RGB image."""
+    """Boxes (N, 4) x1, y1, x2, y2 and keypoints (N, J, 2 or 3) on an RGB image.
+
+    Unlabelled joints (v = 0) are not drawn; occluded ones (v = 1) are hollow
+    circles, visible ones (v = 2, or no v) filled.
+    """
     for k, b in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
         cv2.rectangle(canvas, (int(round(b[0])), int(round(b[1]))),
                       (int(round(b[2])), int(round(b[3]))), colour, 2, cv2.LINE_AA)
@@ -176,8 +180,9 @@ def draw_people(canvas: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | N
             if vis[a] and vis[c]:
                 cv2.line(canvas, (int(kp[a, 0]), int(kp[a, 1])), (int(kp[c, 0]), int(kp[c, 1])),
                          colour, 2, cv2.LINE_AA)
-        for j in np.flatnonzero(vis):
-            cv2.circle(canvas, (int(kp[j, 0]), int(kp[j, 1])), 3, colour, -1, cv2.LINE_AA)
+        for j in np.flatnonzero(vis):     # visible joints filled, occluded ones (v = 1) hollow
+            filled = -1 if kp.shape[1] < 3 or kp[j, 2] != 1 else 1
+            cv2.circle(canvas, (int(kp[j, 0]), int(kp[j, 1])), 3, colour, filled, cv2.LINE_AA)
     return canvas
 
 

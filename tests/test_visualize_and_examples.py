@@ -136,3 +136,15 @@ def test_missing_dependencies_say_how_to_fix_them(hide, statement, match):
 
 def test_package_ships_type_information():
     assert (ROOT / "centertargets" / "py.typed").exists() and (ROOT / "losses" / "py.typed").exists()
+
+
+def test_people_pictures_tell_occluded_from_visible_joints():
+    from centertargets.visualize import draw_people
+
+    canvas = np.zeros((60, 60, 3), np.uint8)
+    kps = np.array([[[15, 30, 2], [45, 30, 1], [30, 10, 0]]], np.float32)
+    draw_people(canvas, np.array([[5, 5, 55, 55]]), kps, colour=(255, 255, 255))
+    assert canvas[30, 15].max() == 255           # visible: filled centre
+    assert canvas[30, 45].max() == 0             # occluded: hollow ring, empty centre
+    assert canvas[30, 48].max() > 0              # ...with its ring drawn
+    assert canvas[10, 30].max() == 0             # unlabelled: not drawn
