@@ -135,6 +135,11 @@ class _BaseConfig:
         object.__setattr__(self, "msra_sigma", _check_pos_float(
             owner, "msra_sigma", self.msra_sigma, float(min(side, 512)),
             " (a wider Gaussian than the map, or than 512, only costs memory)"))
+        if self.heatmap == "msra" and (self.msra_sigma < 1 or not self.msra_sigma.is_integer()):
+            _fail(owner, "msra_sigma", self.msra_sigma,
+                  "an integer >= 1 with heatmap='msra': upstream's draw_msra_gaussian truncates "
+                  "3 * sigma with int(), so a fractional sigma puts less than 1.0 at the centre "
+                  "and a sigma below 1 can move the peak off 'ind' or draw nothing")
         object.__setattr__(self, "elliptic_alpha", _check_pos_float(
             owner, "elliptic_alpha", self.elliptic_alpha, 10.0, " (TTFNet uses 0.54)"))
         if not isinstance(self.radius, RadiusConfig):

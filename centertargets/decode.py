@@ -63,6 +63,8 @@ def topk(scores: "Tensor", K: int) -> tuple["Tensor", "Tensor", "Tensor", "Tenso
     """
     torch = _torch()
     B, C, H, W = scores.shape
+    if K < 1:
+        raise ValueError(f"K={K}: expected at least 1 peak")
     if K > H * W:
         raise ValueError(f"K={K}: expected at most H*W={H * W} peaks per class")
     s, inds, ys, xs = topk_channel(scores, K)

@@ -164,7 +164,25 @@ class Annotations:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), kps)
 
 
-def _kernel_array(a: object, dtype: type) -> np.ndarray:
+def _numeric(a: object, name: str) -> np.ndarray:
+    """``a`` as a real numeric numpy array, or an error naming ``name`` and what was given."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):          # a torch tensor (any dtype, grad)
+        t = a.detach().cpu()
+        a = (t.float() if str(t.dtype) in ("torch.bfloat16", "torch.float16") else t).numpy()
+    if isinstance(a, (str, bytes, dict)) or (a is not None and not hasattr(a, "__len__")
+                                             and not hasattr(a, "__array__")):
+        raise TypeError(f"{name} is {type(a).__name__}: expected an array of numbers")
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:                               # ragged nested lists
+        raise ValueError(f"{name} cannot be made an array ({exc}): expected equal-length rows "
+                         "of numbers") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}: expected real numbers (int or float)")
+    return arr
+
+
+def _kernel_array(a: np.ndarray, dtype: type) -> np.ndarray:
     """``a`` as a C-contiguous, writeable array of ``dtype``: the one array type the kernels are
     compiled for (numba compiles read-only arrays separately, for seconds)."""
     arr = np.ascontiguousarray(a, dtype=dtype)
@@ -172,14 +190,15 @@ def _kernel_array(a: object, dtype: type) -> np.ndarray:
 
 
 def _as_boxes(boxes: object) -> np.ndarray:
-    b = _kernel_array(boxes, np.float32)
-    if b.size == 0:
+    raw = _numeric(boxes, "boxes")
+    if raw.size == 0 and (raw.ndim < 2 or raw.shape[-1] in (0, 4)) and raw.shape[:1] in ((0,), ()):
         return np.zeros((0, 4), dtype=np.float32)
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes has shape {b.shape}: expected (N, 4) rows of x1, y1, x2, y2")
+    if raw.ndim != 2 or raw.shape[1] != 4:
+        raise ValueError(f"boxes has shape {raw.shape}: expected (N, 4) rows of x1, y1, x2, y2")
+    b = _kernel_array(raw, np.float32)
     i, code = V.check_boxes(b)
     if code == V.NOT_FINITE:
-        raise ValueError(f"boxes[{i}]={b[i].tolist()}: expected finite coordinates")
+        raise ValueError(f"boxes[{i}]={raw[i].tolist()}: expected finite coordinates")
     if code == V.BAD_ORDER:
         raise ValueError(f"boxes[{i}]={b[i].tolist()}: expected x1 <= x2 and y1 <= y2 "
                          "(x1, y1, x2, y2 order, not x, y, w, h?)")
@@ -192,26 +211,26 @@ def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
             raise ValueError(f"classes=None: expected an (N,) array of class indices "
                              f"when num_classes={num_classes}")
         return np.zeros(n, dtype=np.int64)
-    c = np.asarray(classes)
+    c = _numeric(classes, "classes")
     if c.size == 0 and n == 0:
         return np.zeros(0, dtype=np.int64)
     if c.shape != (n,):
         raise ValueError(f"classes has shape {c.shape}: expected ({n},), one per box")
-    if c.dtype.kind not in "iu":
-        if c.dtype.kind != "f" or not np.all(c == np.round(c)):
-            raise ValueError(f"classes has dtype {c.dtype}: expected integer class indices")
-    c = _kernel_array(c, np.int64)
-    i = V.check_classes(c, num_classes)
-    if i >= 0:
-        raise ValueError(f"classes[{i}]={int(c[i])}: expected a class index in "
+    bad = ~((c >= 0) & (c < num_classes))
+    if c.dtype.kind == "f":
+        bad |= ~np.isfinite(c) | (c != np.round(c))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"classes[{i}]={c[i].item()!r}: expected a class index, an integer in "
                          f"[0, {num_classes})")
-    return c
+    return _kernel_array(c, np.int64)
 
 
 def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
-    k = _kernel_array(keypoints, np.float32)
-    if k.size == 0 and n == 0:
+    raw = _numeric(keypoints, "keypoints")
+    if n == 0 and raw.size == 0 and (raw.ndim < 3 or raw.shape[1:] == (num_joints, 3)):
         return np.zeros((0, num_joints, 3), dtype=np.float32)
+    k = _kernel_array(raw, np.float32)
     if k.ndim == 2 and k.shape == (n, num_joints * 3):
         k = k.reshape(n, num_joints, 3)
     if k.shape != (n, num_joints, 3):
@@ -288,15 +307,22 @@ class _Encoder:
         missing = [n for n in self._spec if n not in out]
         if missing:
             raise ValueError(f"out is missing {missing}: expected buffers for {list(self._spec)}")
-        for name, s in self._spec.items():
+        names = list(self._spec)
+        for name, s in self._spec.items():           # check every buffer before touching any
             a = out[name]
             if not isinstance(a, np.ndarray) or a.shape != s.shape or a.dtype != s.dtype \
                     or not a.flags.c_contiguous or not a.flags.writeable:
                 got = (getattr(a, "shape", None), getattr(a, "dtype", None))
                 raise ValueError(f"out[{name!r}] is {got}: expected a writeable C-contiguous "
                                  f"array of shape {s.shape} and dtype {s.dtype}")
-            a.fill(0)
-        return {name: out[name] for name in self._spec}
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if np.shares_memory(out[a], out[b]):
+                    raise ValueError(f"out[{a!r}] and out[{b!r}] share memory: expected "
+                                     "separate buffers (each target is written on its own)")
+        for name in names:
+            out[name].fill(0)
+        return {name: out[name] for name in names}
 
     @staticmethod
     def _write_cat(t: dict[str, np.ndarray], classes: np.ndarray, status: np.ndarray) -> None:

@@ -137,13 +137,20 @@ class _CenterNetLoss(nn.Module):
                                  f"(batch keys: {sorted(batch)})")
             t = batch[name]
             want = self._spec[name].shape
-            if not isinstance(t, Tensor) or tuple(t.shape[1:]) != want or \
-                    (B is not None and t.shape[0] != B):
+            if isinstance(t, Tensor) and tuple(t.shape[1:]) == want and B is not None and \
+                    t.shape[0] != B:
+                sizes = {n: tuple(batch[n].shape)[0] for n in needed
+                         if isinstance(batch.get(n), Tensor) and batch[n].dim() > 0}
+                raise ValueError(f"batch sizes differ: {sizes}: expected one batch size for "
+                                 "every target")
+            if not isinstance(t, Tensor) or tuple(t.shape[1:]) != want:
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise ValueError(f"batch[{name!r}] has shape {got}: expected "
                                  f"({'B' if B is None else B}, {', '.join(map(str, want))}) "
                                  f"from {_describe(cfg)}")
             B = t.shape[0]
+        if B == 0:
+            raise ValueError("batch holds 0 samples: expected at least one (B >= 1)")
         return int(B or 0)
 
     def check_output(self, output: Mapping[str, Tensor], name: str, B: int) -> Tensor:

@@ -97,3 +97,81 @@ def test_unpickled_encoders_and_read_only_inputs_reuse_the_compiled_kernel(rng):
     assert len(K.encode_multi_pose.signatures) == n_sigs      # nothing compiled anew
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+@pytest.mark.parametrize("boxes, classes, match", [
+    (np.zeros((3, 0)), None, r"boxes has shape \(3, 0\): expected \(N, 4\)"),
+    (np.array([[1, 1, 5, 5j]]), [0], "boxes has dtype complex128: expected real numbers"),
+    ("1, 2, 3, 4", [0], "boxes is str: expected an array of numbers"),
+    ({"x": 1}, [0], "boxes is dict: expected an array of numbers"),
+    ([[1, 2, 3, 4], [1, 2]], [0, 0], "boxes cannot be made an array"),
+    ([[1, 1, 5, 5]], [np.inf], r"classes\[0\]=inf: expected a class index, an integer in \[0, 3\)"),
+    ([[1, 1, 5, 5]], [1e20], r"classes\[0\]=1e\+20: expected a class index"),
+    ([[1, 1, 5, 5]], np.array([2 ** 63 - 1]), r"classes\[0\]=9223372036854775807"),
+    ([[1, 1, 5, 5]], [1.5], r"classes\[0\]=1.5"),
+])
+def test_encoder_inputs_are_named_in_errors(boxes, classes, match):
+    from centertargets import CtdetEncoder
+
+    enc = CtdetEncoder(CtdetConfig(output_size=(16, 16), num_classes=3))
+    with pytest.raises((ValueError, TypeError), match=match):
+        enc.encode(boxes, classes)
+
+
+def test_torch_tensors_are_taken_and_empty_keypoints_must_fit():
+    import torch
+
+    enc = MultiPoseEncoder(MultiPoseConfig(output_size=(16, 16), num_joints=3, flip_idx=()))
+    boxes = torch.tensor([[1.0, 1.0, 9.0, 9.0]], requires_grad=True)
+    kps = torch.ones(1, 3, 3, dtype=torch.bfloat16)
+    t = enc.encode(boxes, kps)
+    assert t["hm"].max() == 1.0 and t["hps_mask"].sum() == 6
+    with pytest.raises(ValueError, match=r"keypoints has shape \(0, 4, 3\): expected \(0, 3, 3\)"):
+        enc.encode(np.zeros((0, 4)), np.zeros((0, 4, 3)))
+
+
+def test_out_buffers_are_checked_before_any_is_touched():
+    from centertargets import CtdetEncoder
+
+    enc = CtdetEncoder(CtdetConfig(output_size=(8, 8), num_classes=1, max_objs=4))
+    out = {k: s.zeros() + 7 for k, s in enc.spec.items()}
+    out["reg"] = out["wh"]                                  # aliased
+    with pytest.raises(ValueError, match=r"out\['wh'\] and out\['reg'\] share memory"):
+        enc.encode([[1, 1, 5, 5]], [0], out=out)
+    assert (out["hm"] == 7).all()                           # nothing zeroed
+    out["reg"] = np.zeros((4, 3), np.float32)               # wrong shape
+    with pytest.raises(ValueError, match=r"out\['reg'\] is \(\(4, 3\)"):
+        enc.encode([[1, 1, 5, 5]], [0], out=out)
+    assert (out["hm"] == 7).all()
+
+
+def test_losses_name_empty_and_mismatched_batches(rng):
+    import torch
+
+    from losses import MultiPoseLoss
+
+    cfg = MultiPoseConfig(output_size=(16, 16), max_objs=4)
+    t = MultiPoseEncoder(cfg).encode(np.array([[2, 2, 10, 12]], np.float32), np.ones((1, 17, 3)))
+    batch = {k: torch.from_numpy(np.stack([v, v])) for k, v in t.items()}
+    out = {n: torch.zeros(h.shape(2)) for n, h in cfg.head_spec().items()}
+    with pytest.raises(ValueError, match="batch holds 0 samples"):
+        MultiPoseLoss(cfg)({n: v[:0] for n, v in out.items()}, {k: v[:0] for k, v in batch.items()})
+    bad = dict(batch, ind=batch["ind"][:1])
+    with pytest.raises(ValueError, match=r"batch sizes differ: .*'hm': 2.*'ind': 1"):
+        MultiPoseLoss(cfg)(out, bad)
+
+
+def test_msra_sigma_must_be_a_whole_number():
+    with pytest.raises(ValueError, match="an integer >= 1 with heatmap='msra': upstream's "
+                                         "draw_msra_gaussian truncates"):
+        CtdetConfig(heatmap="msra", msra_sigma=2.5)
+    with pytest.raises(ValueError, match="msra_sigma=0.5"):
+        MultiPoseConfig(heatmap="msra", msra_sigma=0.5)
+    assert CtdetConfig(msra_sigma=2.5).msra_sigma == 2.5     # unused by the umich heatmap
+
+
+def test_seeded_fuzz_of_the_encoders_keeps_every_invariant():
+    import fuzz_encoders
+
+    counts = fuzz_encoders.run(400, seed=0)
+    assert counts["encoded"] > 250 and counts["refused"] > 10

@@ -1,0 +1,137 @@
+"""Seeded fuzzing of the encoders: random configs and random (valid or hostile) inputs.
+
+Every case either raises a ValueError/TypeError that names its argument, or
+returns targets that satisfy the invariants below.  ``test_robustness.py``
+runs a CI-sized batch; the long run is
+
+    NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(mktemp -d) python tests/fuzz_encoders.py --cases 10000
+
+(numba then checks every array index in the kernels: an out-of-bounds access
+raises IndexError, which the run counts as a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig
+
+
+def random_config(rng: np.random.Generator):
+    W, H = (int(v) for v in rng.integers(1, 48, 2))
+    common = dict(output_size=(W, H), max_objs=int(rng.integers(1, 12)),
+                  heatmap=str(rng.choice(["umich", "msra", "elliptic"])),
+                  msra_sigma=float(rng.integers(1, 4)),
+                  radius=RadiusConfig(str(rng.choice(["centernet", "corrected"])),
+                                      float(rng.uniform(0.3, 0.9)),
+                                      int(rng.integers(0, min(W, H, 4) + 1))),
+                  reg_offset=bool(rng.random() < 0.8), with_cat=bool(rng.random() < 0.3))
+    if rng.random() < 0.5:
+        kind = int(rng.integers(3))
+        return CtdetConfig(num_classes=int(rng.integers(1, 5)), cat_spec_wh=kind == 1,
+                           dense_wh=kind == 2, **common)
+    J = int(rng.integers(1, 6))
+    return MultiPoseConfig(num_joints=J, num_classes=int(rng.integers(1, 3)),
+                           hm_hp=bool(rng.random() < 0.8), reg_hp_offset=bool(rng.random() < 0.8),
+                           dense_hp=bool(rng.random() < 0.2),
+                           no_keypoints=str(rng.choice(["centernet", "ignore"])),
+                           occluded_joints=str(rng.choice(["centernet", "ignore_in_hm_hp"])),
+                           rotation=str(rng.choice(["centernet", "corners"])), **common)
+
+
+def random_inputs(rng: np.random.Generator, cfg):
+    W, H = cfg.output_size
+    n = int(rng.integers(0, cfg.max_objs + 4))
+    scale = float(rng.choice([1.0, 1.0, 1.0, 50.0, 1e6]))
+    c = rng.uniform(-0.3, 1.3, (n, 2)) * (W, H)
+    s = np.abs(rng.normal(0, 0.3, (n, 2))) * (W, H) * rng.choice([0.0, 1.0, 1.0, 1.0], (n, 1))
+    boxes = np.concatenate([c - s, c + s], 1) * (scale if rng.random() < 0.1 else 1.0)
+    if rng.random() < 0.05 and n:
+        boxes[int(rng.integers(n)), int(rng.integers(4))] = np.nan
+    classes = rng.integers(0, cfg.num_classes, n)
+    if rng.random() < 0.05 and n:
+        classes[int(rng.integers(n))] = cfg.num_classes          # out of range
+    kps = None
+    if cfg.task == "multi_pose":
+        J = cfg.num_joints
+        kps = np.concatenate([rng.uniform(-0.5, 1.5, (n, J, 2)) * (W, H),
+                              rng.choice([0.0, 1.0, 2.0], (n, J, 1))], 2)
+        if rng.random() < 0.05 and n:
+            kps[int(rng.integers(n)), 0, 2] = 3.0                # bad visibility
+    return boxes.astype(np.float32), classes, kps
+
+
+def check_targets(cfg, t, classes: np.ndarray) -> None:
+    """The invariants every encoded sample must satisfy."""
+    W, H = cfg.output_size
+    for name, spec in cfg.spec().items():
+        assert t[name].shape == spec.shape and t[name].dtype == spec.dtype, name
+    hm = t["hm"]
+    assert np.all((hm >= 0) & (hm <= 1)), "hm outside [0, 1]"
+    m = t["reg_mask"].astype(bool)
+    assert set(np.unique(t["reg_mask"])) <= {0, 1}
+    ind = t["ind"]
+    assert np.all((ind[m] >= 0) & (ind[m] < H * W)), "ind out of range"
+    n = len(classes)
+    cls = np.zeros(cfg.max_objs, np.int64)              # slot k holds object k
+    cls[:min(n, cfg.max_objs)] = classes[:cfg.max_objs]
+    if "cat" in t:
+        assert np.array_equal(t["cat"][m], cls[m]), "cat differs from the objects' classes"
+    peaks = hm[cls[m], ind[m] // W, ind[m] % W]
+    assert np.all(peaks == 1.0), f"supervised centres without a 1.0 peak: {peaks}"
+    if "wh" in t:
+        assert np.all(t["wh"][m] > 0), "wh not > 0 where reg_mask"
+    if "reg" in t:
+        assert np.all((t["reg"][m] >= 0) & (t["reg"][m] < 1)), "reg outside [0, 1)"
+    unused = np.arange(cfg.max_objs) >= min(n, cfg.max_objs)
+    for name in ("wh", "reg", "ind", "reg_mask", "hps", "hps_mask", "cat_spec_wh", "cat"):
+        if name in t:
+            assert not np.any(t[name][unused]), f"{name} written in an unused slot"
+    if "hp_mask" in t:
+        hm_ = t["hp_mask"].astype(bool)
+        assert set(np.unique(t["hp_mask"])) <= {0, 1}
+        assert np.all((t["hp_ind"][hm_] >= 0) & (t["hp_ind"][hm_] < H * W)), "hp_ind out of range"
+        off = t["hp_offset"][hm_]
+        assert np.all((off >= 0) & (off < 1)), "hp_offset outside [0, 1)"
+    if "hps_mask" in t:
+        assert set(np.unique(t["hps_mask"])) <= {0, 1}
+
+
+def run(cases: int, seed: int = 0) -> dict[str, int]:
+    """Run ``cases`` random cases; returns counts of encoded and refused cases."""
+    rng = np.random.default_rng(seed)
+    counts = {"encoded": 0, "refused": 0}
+    for case in range(cases):
+        cfg = random_config(rng)
+        boxes, classes, kps = random_inputs(rng, cfg)
+        rotated = cfg.task == "multi_pose" and bool(rng.random() < 0.1)
+        try:
+            if cfg.task == "ctdet":
+                t = CtdetEncoder(cfg).encode(boxes, classes)
+            else:
+                t = MultiPoseEncoder(cfg).encode(boxes, kps, classes, rotated=rotated)
+        except (ValueError, TypeError) as exc:
+            msg = str(exc)
+            assert any(w in msg for w in ("boxes", "classes", "keypoints")), (case, msg)
+            counts["refused"] += 1
+            continue
+        if not (rotated and cfg.rotation == "centernet"):   # that quirk blanks hm and the masks
+            try:
+                check_targets(cfg, t, classes)
+            except AssertionError as exc:
+                raise AssertionError(f"case {case} (seed {seed}): {exc}; config {cfg}") from None
+        counts["encoded"] += 1
+    return counts
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    print(run(args.cases, args.seed), f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
