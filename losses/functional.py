@@ -119,6 +119,11 @@ def transpose_and_gather(feat: Tensor, ind: Tensor) -> Tensor:
         raise ValueError(f"feat {tuple(feat.shape)} and ind {tuple(ind.shape)}: expected "
                          "(B, C, H, W) and (B, M) with the same B")
     B, C = feat.shape[:2]
+    HW = feat.shape[2] * feat.shape[3]
+    if ind.numel() and (int(ind.min()) < 0 or int(ind.max()) >= HW):
+        bad = ind[(ind < 0) | (ind >= HW)][0].item()
+        raise ValueError(f"ind holds {bad}: expected flat pixel indices in [0, {HW}) of the "
+                         f"{feat.shape[3]}x{feat.shape[2]} map (a corrupt or mismatched batch?)")
     idx = ind.long().unsqueeze(1).expand(B, C, ind.shape[1])
     return feat.reshape(B, C, -1).gather(2, idx).transpose(1, 2)
 

@@ -25,7 +25,7 @@ def random_config(rng: np.random.Generator):
     W, H = (int(v) for v in rng.integers(1, 48, 2))
     common = dict(output_size=(W, H), max_objs=int(rng.integers(1, 12)),
                   heatmap=str(rng.choice(["umich", "msra", "elliptic"])),
-                  msra_sigma=float(rng.integers(1, 4)),
+                  msra_sigma=float(min(int(rng.integers(1, 4)), max(W, H))),
                   radius=RadiusConfig(str(rng.choice(["centernet", "corrected"])),
                                       float(rng.uniform(0.3, 0.9)),
                                       int(rng.integers(0, min(W, H, 4) + 1))),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
+                           MultiPoseConfig, MultiPoseEncoder, RadiusConfig, make_encoder)
 from centertargets.kernels import encode as K
 from centertargets.synthetic import person_scene, to_coco
 
@@ -38,15 +38,26 @@ def _encode_in_fresh_process(cache_dir) -> tuple[float, str]:
     return float(peak), warned.strip()
 
 
-def test_a_corrupt_numba_cache_is_reset_with_one_warning(tmp_path):
+@pytest.mark.parametrize("damage", ["garble", "empty", "truncate", "flip"])
+def test_a_corrupt_numba_cache_is_reset_with_one_warning(damage, tmp_path):
     assert _encode_in_fresh_process(tmp_path) == (1.0, "")            # fills the cache
     files = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".nbi", ".nbc"))
     assert files
-    for p in files:                                                     # garble every file
-        p.write_bytes(p.read_bytes()[:7] + b"\x00garbage")
+    for p in files:
+        data = p.read_bytes()
+        if damage == "garble":
+            p.write_bytes(data[:7] + b"\x00garbage")
+        elif damage == "empty":
+            p.write_bytes(b"")
+        elif damage == "truncate":
+            p.write_bytes(data[:len(data) // 2])
+        else:                                                         # one flipped byte
+            i = len(data) // 3
+            p.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
     peak, warned = _encode_in_fresh_process(tmp_path)
-    assert peak == 1.0
-    assert "could not be read" in warned and str(tmp_path) in warned
+    assert peak == 1.0                                                # never a crash
+    if damage != "flip":              # a flipped byte may land where nothing checks it
+        assert "could not be read" in warned and str(tmp_path) in warned
     assert _encode_in_fresh_process(tmp_path) == (1.0, "")            # rebuilt: clean again
 
 
@@ -175,3 +186,171 @@ def test_seeded_fuzz_of_the_encoders_keeps_every_invariant():
 
     counts = fuzz_encoders.run(400, seed=0)
     assert counts["encoded"] > 250 and counts["refused"] > 10
+
+
+def _catalogue():
+    """Every bad input of the robustness issue: (label, call, exception, message fragment)."""
+    import json as _json
+
+    import torch
+
+    from centertargets import CtdetEncoder
+    from centertargets.decode import CtdetDecoder, topk
+    from losses import CtdetLoss, LossOptions, MultiPoseLoss
+    from losses import functional as LF
+
+    cfg = CtdetConfig(output_size=(16, 16), num_classes=3, max_objs=4)
+    enc = CtdetEncoder(cfg)
+    t = enc.encode([[2, 2, 9, 9]], [1])
+    batch = {k: torch.from_numpy(np.stack([v, v])) for k, v in t.items()}
+    out = {n: torch.zeros(h.shape(2)) for n, h in cfg.head_spec().items()}
+    pose = MultiPoseConfig(output_size=(16, 16), num_joints=3, flip_idx=())
+    coco = to_coco([person_scene(0, 2)])
+
+    def coco_with(mutate):
+        d = _json.loads(_json.dumps(coco))
+        mutate(d)
+        return lambda: CocoDataset(d)
+
+    return [
+        ("image without size, training", lambda: AugmentConfig(train=True).sample(
+            np.random.default_rng(0), 0, 10), ValueError, "image size 0x10"),
+        ("output width 2^24 + 1", lambda: CtdetConfig(output_size=(2 ** 24 + 1, 1)), ValueError,
+         "float32 coordinates are exact up to 2^24"),
+        ("min_radius 2^62", lambda: RadiusConfig(min_radius=2 ** 62), ValueError,
+         "min_radius=4611686018427387904"),
+        ("fractional MSRA sigma", lambda: CtdetConfig(heatmap="msra", msra_sigma=2.5), ValueError,
+         "an integer >= 1 with heatmap='msra'"),
+        ("class id inf", lambda: enc.encode([[1, 1, 5, 5]], [np.inf]), ValueError,
+         "classes[0]=inf"),
+        ("class id 1e20", lambda: enc.encode([[1, 1, 5, 5]], [1e20]), ValueError,
+         "classes[0]=1e+20"),
+        ("class id 2^63 - 1", lambda: enc.encode([[1, 1, 5, 5]], np.array([2 ** 63 - 1])),
+         ValueError, "classes[0]=9223372036854775807"),
+        ("boxes (N, 0)", lambda: enc.encode(np.zeros((2, 0)), [0, 0]), ValueError,
+         "boxes has shape (2, 0)"),
+        ("boxes a dict", lambda: enc.encode({"a": 1}, [0]), TypeError, "boxes is dict"),
+        ("boxes a string", lambda: enc.encode("box", [0]), TypeError, "boxes is str"),
+        ("boxes ragged", lambda: enc.encode([[1, 2, 3, 4], [1]], [0, 0]), ValueError,
+         "boxes cannot be made an array"),
+        ("boxes complex", lambda: enc.encode(np.ones((1, 4), complex), [0]), TypeError,
+         "boxes has dtype complex128"),
+        ("keypoints (0, J+1, 3)", lambda: MultiPoseEncoder(pose).encode(
+            np.zeros((0, 4)), np.zeros((0, 4, 3))), ValueError, "keypoints has shape (0, 4, 3)"),
+        ("aliased out buffers", lambda: enc.encode([[1, 1, 5, 5]], [0], out=_aliased(enc)),
+         ValueError, "share memory"),
+        ("norm_wh with dense_wh", lambda: CtdetLoss(CtdetConfig(dense_wh=True),
+                                                    LossOptions(norm_wh=True)), ValueError,
+         "norm_wh=True with CtdetConfig(dense_wh=True)"),
+        ("numpy outputs to a loss", lambda: CtdetLoss(cfg)(dict(out, hm=np.zeros((2, 3, 16, 16))),
+                                                          batch), TypeError,
+         "outputs['hm'] is ndarray"),
+        ("corrupt ind", lambda: CtdetLoss(cfg)(out, dict(batch, ind=batch["ind"] + 10 ** 6)),
+         ValueError, "ind holds"),
+        ("batch of 0", lambda: CtdetLoss(cfg)({k: v[:0] for k, v in out.items()},
+                                              {k: v[:0] for k, v in batch.items()}),
+         ValueError, "batch holds 0 samples"),
+        ("mismatched batch sizes", lambda: CtdetLoss(cfg)(out, dict(batch, ind=batch["ind"][:1])),
+         ValueError, "batch sizes differ"),
+        ("wh map smaller than hm", lambda: CtdetLoss(cfg)(dict(out, wh=torch.zeros(2, 2, 8, 8)),
+                                                          batch), ValueError,
+         "outputs['wh'] has shape (2, 2, 8, 8)"),
+        ("missing head", lambda: CtdetLoss(cfg)({k: v for k, v in out.items() if k != "wh"},
+                                                batch), ValueError, "outputs has no head 'wh'"),
+        ("K = 0", lambda: CtdetDecoder(cfg, K=0), ValueError, "K=0"),
+        ("K = -1 in topk", lambda: topk(torch.zeros(1, 1, 4, 4), -1), ValueError, "K=-1"),
+        ("decode without reg", lambda: CtdetDecoder(cfg)({k: v for k, v in out.items()
+                                                          if k != "reg"}), ValueError,
+         "outputs has no head 'reg'"),
+        ("COCO annotation without category_id", coco_with(
+            lambda d: d["annotations"][0].pop("category_id")), ValueError,
+         "annotations id=1: category_id=None"),
+        ("COCO image without id", coco_with(lambda d: d["images"][0].pop("id")), ValueError,
+         "images: id=None: expected an integer"),
+        ("COCO duplicate image ids", coco_with(
+            lambda d: d["images"].append(dict(d["images"][0]))), ValueError,
+         "two entries with id=1"),
+        ("COCO bbox 1e300", coco_with(lambda d: d["annotations"][0].update(
+            bbox=[0, 0, 1e300, 4])), ValueError, "annotation id=1 bbox=[0, 0, 1e+300, 4]"),
+        ("focal loss on probabilities, fast without hp_ind", lambda: MultiPoseLoss(
+            pose.replace(reg_hp_offset=False), LossOptions(focal="fast")), ValueError,
+         "reg_hp_offset=False"),
+        ("positions beyond the map in the functional gather", lambda: LF.transpose_and_gather(
+            torch.zeros(1, 2, 4, 4), torch.tensor([[16]])), ValueError, "ind holds 16"),
+    ]
+
+
+def _aliased(enc):
+    out = {k: s.zeros() for k, s in enc.spec.items()}
+    out["reg"] = out["wh"]
+    return out
+
+
+def test_bad_input_catalogue():
+    for label, call, exc, fragment in _catalogue():
+        with pytest.raises(exc) as info:
+            call()
+        assert fragment in str(info.value), f"{label}: {info.value}"
+
+
+def test_seeded_fuzz_of_losses_and_decoders_stays_finite_and_in_range():
+    """Random configs, targets (empty scenes included) and outputs with +-inf and huge logits
+    in fp32/fp16/bf16: every loss, stat and gradient finite; decoded rows well-formed."""
+    import torch
+
+    import fuzz_encoders
+    from centertargets.decode import CtdetDecoder, MultiPoseDecoder
+    from losses import LossOptions, make_loss
+
+    rng = np.random.default_rng(3)
+    dtypes = (torch.float32, torch.float16, torch.bfloat16)
+    for case in range(60):
+        cfg = fuzz_encoders.random_config(rng)
+        if cfg.task == "multi_pose" and cfg.heatmap == "msra" and cfg.dense_hp:
+            cfg = cfg.replace(dense_hp=False)
+        enc = make_encoder(cfg)
+        ts = []
+        for _ in range(2):
+            boxes, classes, kps = fuzz_encoders.random_inputs(rng, cfg)
+            boxes = np.nan_to_num(boxes, nan=1.0)
+            classes = np.clip(classes, 0, cfg.num_classes - 1)
+            if kps is not None:
+                kps[..., 2] = np.clip(kps[..., 2], 0, 2)
+                ts.append(enc.encode(np.sort(boxes.reshape(-1, 2, 2), axis=1).reshape(-1, 4),
+                                     kps, classes))
+            else:
+                ts.append(enc.encode(np.sort(boxes.reshape(-1, 2, 2), axis=1).reshape(-1, 4),
+                                     classes))
+        batch = {k: torch.from_numpy(np.stack([t[k] for t in ts])) for k in ts[0]}
+        dtype = dtypes[case % 3]
+        out = {}
+        for name, head in cfg.head_spec().items():
+            x = torch.from_numpy(rng.normal(0, 5, head.shape(2)).astype(np.float32))
+            flat = x.view(-1)
+            flat[rng.integers(0, flat.numel(), 3)] = float("inf")
+            flat[rng.integers(0, flat.numel(), 3)] = float("-inf")
+            flat[rng.integers(0, flat.numel(), 3)] = 1e4
+            out[name] = x.to(dtype).requires_grad_()
+        focal = ("centernet", "logits", "fast")[case % 3]
+        if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat):
+            focal = "centernet"
+        opts = LossOptions(focal=focal, focal_hm_hp="centernet")
+        regression_inf = {k for k, h in cfg.head_spec().items() if h.kind == "regression"}
+        with torch.no_grad():                  # infinite regression outputs make an infinite L1
+            for k in regression_inf:
+                out[k].nan_to_num_(posinf=1e4, neginf=-1e4)
+        loss, stats = make_loss(cfg, opts)(out, batch)
+        loss.backward()
+        assert torch.isfinite(loss), (case, cfg, focal, dtype)
+        assert all(torch.isfinite(v) for v in stats.values()), (case, stats)
+        assert all(torch.isfinite(v.grad.float()).all() for v in out.values()), case
+        K = int(min(5, cfg.output_size[0] * cfg.output_size[1]))
+        dec = (CtdetDecoder if cfg.task == "ctdet" else MultiPoseDecoder)(cfg, K=K)
+        dets = dec({k: v.detach().float().nan_to_num(posinf=50, neginf=-50)
+                    for k, v in out.items()})
+        J = getattr(cfg, "num_joints", 0)
+        assert dets.shape == (2, K, 6 + (2 * J if cfg.task == "multi_pose" else 0))
+        scores, cls = dets[..., 4], dets[..., -1]
+        assert ((cls >= 0) & (cls < cfg.num_classes)).all(), case
+        if cfg.head_spec()["hm"].kind == "heatmap":         # MSRA heatmaps are raw regressions
+            assert ((scores >= 0) & (scores <= 1)).all(), case
