@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
-from losses import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
+from losses import CtdetLoss, LossOptions, MultiPoseLoss
 from losses import functional as LF
 from losses.modules import RegL1Loss, RegLoss, RegWeightedL1Loss
 

@@ -4,7 +4,6 @@ joint sets, image sizes, the train filter and epochs in persistent workers."""
 from __future__ import annotations
 
 import json
-import warnings
 
 import cv2
 import numpy as np
@@ -14,8 +13,7 @@ from torch.utils.data import DataLoader
 
 from centertargets import (COCO_CATEGORY_IDS, AugmentConfig, AugmentParams, CenterNetDataset,
                            CocoDataset, ColorParams, CtdetConfig, MultiPoseConfig)
-from centertargets.augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR,
-                                   network_input)
+from centertargets.augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR)
 from centertargets.coco import COCO_FLIP_IDX, COCO_KEYPOINT_NAMES, flip_pairs_from_names
 from centertargets.compare import load_fixture
 from centertargets.decode import detections_to_image, multi_pose_decode, oracle_outputs
