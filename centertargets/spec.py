@@ -207,43 +207,42 @@ def head_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, HeadSpec]:
         out[name] = HeadSpec(name, int(channels), kind, loss, targets,  # type: ignore[arg-type]
                              doc, config.output_size)
 
-    if config.task == "ctdet":
-        if msra:
-            add("hm", C, "regression", "mse", ("hm",),
-                "centre heatmap per class, regressed with MSE (no sigmoid)")
+    def heatmap(name: str, channels: int, regressed: bool, what: str) -> None:
+        if regressed:           # MSRA heatmaps: raw values trained with MSE
+            add(name, channels, "regression", "mse", (name,), f"{what}, regressed with MSE "
+                "(no sigmoid)")
         else:
-            add("hm", C, "heatmap", "focal", ("hm",), "centre heatmap logits per class")
+            add(name, channels, "heatmap", "focal", (name,), f"{what}, logits")
+
+    def per_object(name: str, targets: tuple[str, ...], doc: str, channels: int = 2) -> None:
+        add(name, channels, "regression", "l1 at ind", targets, doc + ", read at ind")
+
+    if config.task == "ctdet":
+        heatmap("hm", C, msra, "centre heatmap per class")
         if config.dense_wh:
             add("wh", 2, "regression", "dense l1", ("dense_wh", "dense_wh_mask"),
                 "box size at every pixel, weighted by the centre heatmap")
         elif config.cat_spec_wh:
-            add("wh", 2 * C, "regression", "l1 at ind", ("cat_spec_wh", "cat_spec_mask"),
-                "box size per class (columns 2c, 2c+1), read at ind")
+            per_object("wh", ("cat_spec_wh", "cat_spec_mask"),
+                       "box size per class (columns 2c, 2c+1)", 2 * C)
         else:
-            add("wh", 2, "regression", "l1 at ind", ("wh", "reg_mask"), "box size read at ind")
-        if config.reg_offset:
-            add("reg", 2, "regression", "l1 at ind", ("reg", "reg_mask"),
-                "sub-pixel centre offset read at ind")
-        return out
-    J = config.num_joints
-    add("hm", C, "heatmap", "focal", ("hm",), "person-centre heatmap logits")
-    add("wh", 2, "regression", "l1 at ind", ("wh", "reg_mask"), "box size read at ind")
-    if config.dense_hp:
-        add("hps", 2 * J, "regression", "dense l1", ("dense_hps", "dense_hps_mask"),
-            "joint vectors from the centre at every pixel, weighted by the centre heatmap")
+            per_object("wh", ("wh", "reg_mask"), "box size")
     else:
-        add("hps", 2 * J, "regression", "l1 at ind", ("hps", "hps_mask"),
-            "joint vectors (dx, dy) from the integer centre, read at ind")
-    if config.reg_offset:
-        add("reg", 2, "regression", "l1 at ind", ("reg", "reg_mask"),
-            "sub-pixel centre offset read at ind")
-    if config.hm_hp:
-        if msra:
-            add("hm_hp", J, "regression", "mse", ("hm_hp",),
-                "joint heatmaps, regressed with MSE (no sigmoid)")
+        J = config.num_joints
+        heatmap("hm", C, False, "person-centre heatmap")      # upstream: focal even with MSRA
+        per_object("wh", ("wh", "reg_mask"), "box size")
+        if config.dense_hp:
+            add("hps", 2 * J, "regression", "dense l1", ("dense_hps", "dense_hps_mask"),
+                "joint vectors from the centre at every pixel, weighted by the centre heatmap")
         else:
-            add("hm_hp", J, "heatmap", "focal", ("hm_hp",), "joint heatmap logits")
-    if config.reg_hp_offset:
-        add("hp_offset", 2, "regression", "l1 at hp_ind", ("hp_offset", "hp_mask"),
-            "sub-pixel joint offset read at hp_ind")
+            per_object("hps", ("hps", "hps_mask"), "joint vectors (dx, dy) from the integer "
+                       "centre", 2 * J)
+    if config.reg_offset:
+        per_object("reg", ("reg", "reg_mask"), "sub-pixel centre offset")
+    if config.task == "multi_pose":
+        if config.hm_hp:
+            heatmap("hm_hp", config.num_joints, msra, "joint heatmaps")
+        if config.reg_hp_offset:
+            add("hp_offset", 2, "regression", "l1 at hp_ind", ("hp_offset", "hp_mask"),
+                "sub-pixel joint offset read at hp_ind")
     return out
