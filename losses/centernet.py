@@ -177,7 +177,7 @@ class _CenterNetLoss(nn.Module):
             self._warned_probabilities = True
             warnings.warn(f"outputs[{name!r}] lies entirely in [0, 1]: the losses take logits, "
                           "so a sigmoid applied in the model is applied twice. Return the raw "
-                          "head output (this warning is shown once per loss).", stacklevel=4)
+                          "head output (this warning is shown once per loss).", stacklevel=6)
 
     def _centre_offset(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
                        B: int) -> Tensor:

@@ -203,7 +203,7 @@ def _catalogue():
     enc = CtdetEncoder(cfg)
     t = enc.encode([[2, 2, 9, 9]], [1])
     batch = {k: torch.from_numpy(np.stack([v, v])) for k, v in t.items()}
-    out = {n: torch.zeros(h.shape(2)) for n, h in cfg.head_spec().items()}
+    out = {n: torch.full(h.shape(2), -1.0) for n, h in cfg.head_spec().items()}   # logits
     pose = MultiPoseConfig(output_size=(16, 16), num_joints=3, flip_idx=())
     coco = to_coco([person_scene(0, 2)])
 
