@@ -240,10 +240,12 @@ def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: Augm
     boxes = coco_boxes_to_xyxy(boxes_xywh)
     if params.flipped:
         boxes = flip_boxes(boxes, image_width)
+    rotated = params.matrix(output_size)
+    unrotated = rotated if params.rot == 0 else params.matrix(output_size, rotated=False)
     if rotation == "corners" and params.rot != 0:
-        boxes = transform_boxes(boxes, params.matrix(output_size), corners=True)
+        boxes = transform_boxes(boxes, rotated, corners=True)
     else:
-        boxes = transform_boxes(boxes, params.matrix(output_size, rotated=False))
+        boxes = transform_boxes(boxes, unrotated)
     boxes = boxes.astype(np.float32)
     if keypoints is None:
         return boxes, None
@@ -251,7 +253,7 @@ def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: Augm
     kps = kps.reshape(len(boxes), kps.shape[-2] if kps.ndim == 3 else -1, 3)
     if params.flipped:
         kps = flip_keypoints(kps, image_width, flip_idx or ())
-    xy = transform_points(kps[..., :2], params.matrix(output_size)).astype(np.float32)
+    xy = transform_points(kps[..., :2], rotated).astype(np.float32)
     kps[..., :2] = np.where((kps[..., 2] > 0)[..., None], xy, np.float32(0.0))
     return boxes, kps
 

@@ -125,7 +125,7 @@ def flip_keypoints(keypoints: np.ndarray, width: int | float,
     if not np.issubdtype(k.dtype, np.floating):
         k = k.astype(np.float64)
     k[..., 0] = width - k[..., 0] - 1
-    return swap_left_right(k, flip_idx)
+    return swap_left_right(k, flip_idx) if len(flip_idx) else k
 
 
 def swap_left_right(keypoints: np.ndarray, flip_idx: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -135,7 +135,8 @@ def swap_left_right(keypoints: np.ndarray, flip_idx: Sequence[tuple[int, int]]) 
     coordinates but not the names), the joint labelled "left" is the
     person's right: swap the pairs before encoding.  Returns a copy.
     """
-    k = np.array(keypoints, copy=True)
+    k = np.asarray(keypoints)
+    perm = np.arange(k.shape[-2])
     for a, b in flip_idx:
-        k[..., [a, b], :] = k[..., [b, a], :]
-    return k
+        perm[a], perm[b] = b, a
+    return k[..., perm, :]                     # one gather, a new array
