@@ -60,16 +60,20 @@ CTDET_VARIANTS = [dict(), dict(cat_spec_wh=True), dict(dense_wh=True), dict(reg_
                   dict(radius=RadiusConfig("corrected")), dict(output_size=(96, 64))]
 
 
-@pytest.mark.parametrize("variant", CTDET_VARIANTS, ids=lambda v: ",".join(v) or "default")
-def test_ctdet_round_trip(variant, rng):
+def _ctdet_case(variant, rng):
+    """A config of the variant, 8 well-separated boxes, their classes and the oracle outputs."""
     kw = dict(output_size=(80, 80), num_classes=4, max_objs=16)
     kw.update(variant)
     cfg = CtdetConfig(**kw)
     W, H = cfg.output_size
     boxes = _separated_boxes(rng, 8, W, H)
     classes = rng.integers(0, 4, len(boxes))
-    t = CtdetEncoder(cfg).encode(boxes, classes)
-    o = oracle_outputs(t, cfg)
+    return cfg, boxes, classes, oracle_outputs(CtdetEncoder(cfg).encode(boxes, classes), cfg)
+
+
+@pytest.mark.parametrize("variant", CTDET_VARIANTS, ids=lambda v: ",".join(v) or "default")
+def test_ctdet_round_trip(variant, rng):
+    cfg, boxes, classes, o = _ctdet_case(variant, rng)
     dets = ctdet_decode(o["hm"], o["wh"], o.get("reg"), cat_spec_wh=cfg.cat_spec_wh,
                         K=cfg.max_objs)[0].numpy()
     top = dets[dets[:, 4] == 1.0]
@@ -149,13 +153,7 @@ def _logits(o: dict, cfg) -> dict:
 
 @pytest.mark.parametrize("variant", CTDET_VARIANTS, ids=lambda v: ",".join(v) or "default")
 def test_ctdet_decoder_class_returns_the_encoded_boxes_and_classes(variant, rng):
-    kw = dict(output_size=(80, 80), num_classes=4, max_objs=16)
-    kw.update(variant)
-    cfg = CtdetConfig(**kw)
-    W, H = cfg.output_size
-    boxes = _separated_boxes(rng, 8, W, H)
-    classes = rng.integers(0, 4, len(boxes))
-    o = oracle_outputs(CtdetEncoder(cfg).encode(boxes, classes), cfg)
+    cfg, boxes, classes, o = _ctdet_case(variant, rng)
     dets = CtdetDecoder(cfg, K=cfg.max_objs)(_logits(o, cfg))[0].numpy()
     assert dets.shape == (cfg.max_objs, 6) and dets.dtype == np.float32
     top = dets[:len(boxes)]
