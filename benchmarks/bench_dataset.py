@@ -204,14 +204,19 @@ def write_dataset(folder: Path, task: str, n_images: int, per_image: int) -> Pat
     return path
 
 
-def per_sample(fn, n: int, repeat: int) -> float:
-    """Best mean seconds per sample over ``repeat`` rounds of all ``n`` samples."""
+def per_sample(fn, n: int, repeat: int, min_seconds: float = 0.1) -> float:
+    """Best mean seconds per sample over ``repeat`` rounds, each of whole passes over all
+    ``n`` samples lasting at least ``min_seconds`` (fast paths get many passes)."""
     i = [0]
 
     def one():
         fn(i[0] % n)
         i[0] += 1
-    return best_of(one, repeat, n)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        one()
+    passes = max(1, math.ceil(min_seconds / max(time.perf_counter() - t0, 1e-9)))
+    return best_of(one, repeat, n * passes)
 
 
 def loader_rate(ds, workers: int, context: str | None, rounds: int = 3) -> float:

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from .encoders import Annotations
+from .geometry import flip_permutation, get_affine_transform
 from .kernels import image as IK
-from .geometry import (flip_boxes, flip_keypoints, get_affine_transform, transform_boxes,
-                       transform_points)
+from .kernels import transform as TK
 
 
 #: The three colour steps of CenterNet's ``color_aug``, applied in a random order.
@@ -207,19 +207,18 @@ class AugmentParams:
                    ColorParams.from_dict(color) if color else None)
 
 
-def coco_boxes_to_xyxy(bboxes_xywh: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    """COCO ``[x, y, w, h]`` (N, 4) -> float32 ``x1, y1, x2, y2``, sums in float64 as CenterNet."""
-    b = np.asarray(bboxes_xywh, dtype=np.float64).reshape(-1, 4)
-    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]],
-                    axis=1).astype(np.float32)
-
-
 def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: AugmentParams,
                           output_size: Sequence[int], keypoints: np.ndarray | None = None,
                           flip_idx: Sequence[tuple[int, int]] | None = (),
                           rotation: Literal["centernet", "corners"] = "centernet"
                           ) -> tuple[np.ndarray, np.ndarray | None]:
     """Boxes (and keypoints) from image pixels to output-map pixels, float32.
+
+    Upstream's arithmetic in one compiled pass (:mod:`centertargets.kernels.transform`):
+    the result is bit-identical to composing :func:`~centertargets.geometry.coco_boxes_to_xyxy`,
+    :func:`~centertargets.geometry.flip_boxes` / :func:`~centertargets.geometry.flip_keypoints`
+    and :func:`~centertargets.geometry.transform_boxes` /
+    :func:`~centertargets.geometry.transform_points`.
 
     Parameters
     ----------
@@ -237,25 +236,42 @@ def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: Augm
     boxes : (N, 4) float32 x1, y1, x2, y2 (not clipped; the encoders clip).
     keypoints : (N, J, 3) float32 with x, y mapped where v > 0 (0 elsewhere), or None.
     """
-    boxes = coco_boxes_to_xyxy(boxes_xywh)
-    if params.flipped:
-        boxes = flip_boxes(boxes, image_width)
+    boxes = _readonly(boxes_xywh, np.float64).reshape(-1, 4)
+    n = len(boxes)
+    if keypoints is None:
+        kps, out_kps = _NO_KEYPOINTS, _NO_KEYPOINTS32
+    else:
+        kps = _readonly(keypoints, np.float64)
+        kps = kps.reshape(n, kps.shape[-2] if kps.ndim == 3 else -1, 3)
+        out_kps = np.empty(kps.shape, np.float32)
     rotated = params.matrix(output_size)
     unrotated = rotated if params.rot == 0 else params.matrix(output_size, rotated=False)
-    if rotation == "corners" and params.rot != 0:
-        boxes = transform_boxes(boxes, rotated, corners=True)
-    else:
-        boxes = transform_boxes(boxes, unrotated)
-    boxes = boxes.astype(np.float32)
-    if keypoints is None:
-        return boxes, None
-    kps = np.array(keypoints, dtype=np.float32)
-    kps = kps.reshape(len(boxes), kps.shape[-2] if kps.ndim == 3 else -1, 3)
-    if params.flipped:
-        kps = flip_keypoints(kps, image_width, flip_idx or ())
-    xy = transform_points(kps[..., :2], rotated).astype(np.float32)
-    kps[..., :2] = np.where((kps[..., 2] > 0)[..., None], xy, np.float32(0.0))
-    return boxes, kps
+    corners = rotation == "corners" and params.rot != 0
+    out_boxes = np.empty((n, 4), np.float32)
+    bad = TK.annotations_to_output(boxes, kps, np.float32(image_width), params.flipped,
+                                   flip_permutation(kps.shape[1], flip_idx or ()
+                                                    if keypoints is not None else ()),
+                                   rotated if corners else unrotated, rotated, corners,
+                                   out_boxes, out_kps)
+    if bad >= 0:
+        raise ValueError(f"object {bad} (boxes_xywh={boxes[bad].tolist()}) maps to non-finite "
+                         f"output-map coordinates under {params}: expected finite annotations "
+                         "and transform")
+    return out_boxes, None if keypoints is None else out_kps
+
+
+def _readonly(a: Any, dtype: type) -> np.ndarray:
+    """``a`` as a read-only C-contiguous array of ``dtype``: COCO's stored arrays are read-only
+    views, and one array type means one compiled specialisation of the transform kernel."""
+    arr = np.ascontiguousarray(a, dtype=dtype)
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+_NO_KEYPOINTS = _readonly(np.zeros((0, 0, 3)), np.float64)
+_NO_KEYPOINTS32 = np.zeros((0, 0, 3), np.float32)
 
 
 def sample_annotations(image: Any, params: AugmentParams, output_size: Sequence[int],

@@ -11,7 +11,6 @@ its image so that detections can be mapped back
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import multiprocessing.context
 import os
@@ -21,10 +20,10 @@ import cv2
 import numpy as np
 
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, _check_image, color_meta, network_input,
-                      sample_annotations, warp_image)
+                      AugmentParams, _check_image, annotations_to_output, color_meta,
+                      network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
-from .encoders import Annotations, make_encoder
+from .encoders import Annotations, EncodeReport, make_encoder
 
 
 def _one_cv2_thread() -> None:
@@ -178,7 +177,10 @@ class CenterNetDataset:
     def sizes(self, index: int, image: np.ndarray | None = None
               ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """``(image_size, input_size, output_size)`` of item ``index``, each ``(w, h)``."""
-        ann = self.annotations(index)
+        return self._sizes_of(self.annotations(index), image)
+
+    def _sizes_of(self, ann: ImageAnnotations, image: np.ndarray | None
+                  ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         iw, ih = self._image_size(ann, image)
         if self.keep_res:
             inp = ((iw | self.pad) + 1, (ih | self.pad) + 1)
@@ -212,12 +214,17 @@ class CenterNetDataset:
         ann = self.annotations(index)
         if image is None and self.image_root is not None:
             image = self.read_image(ann)
-        (iw, ih), inp_size, out_size = self.sizes(index, image)
-        image_ann = ann if (ann.width, ann.height) == (iw, ih) else \
-            dataclasses.replace(ann, width=iw, height=ih)
-        targets, report = self.encoder(out_size).encode_annotations(
-            sample_annotations(image_ann, params, out_size, self.config))
-        item: dict[str, Any] = dict(targets)
+        (iw, ih), inp_size, out_size = self._sizes_of(ann, image)
+        # the COCO arrays were checked at load and the classes against the config: straight to
+        # the compiled transform and encoder (what sample_annotations + encode_annotations do)
+        pose = self.config.task == "multi_pose"
+        boxes, kps = annotations_to_output(
+            ann.boxes_xywh, iw, params, out_size, keypoints=ann.keypoints if pose else None,
+            flip_idx=self.config.flip_idx if pose else (),
+            rotation=getattr(self.config, "rotation", "centernet"))
+        item: dict[str, Any]
+        item, stats, status = self.encoder(out_size)._encode(
+            boxes, np.array(ann.classes), kps, pose and params.rot != 0)
         if image is not None:
             if self.input_dtype == "uint8":
                 warped = warp_image(_check_image(image), params, inp_size)
@@ -237,7 +244,7 @@ class CenterNetDataset:
             "color": color_meta(params.color),
         }
         if self.with_report:
-            item["report"] = report.as_dict()
+            item["report"] = EncodeReport.from_kernel(stats, status).as_dict()
         return item
 
     # -- pieces ----------------------------------------------------------------------------------

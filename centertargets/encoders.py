@@ -11,6 +11,7 @@ per-object target, and CenterNet drops objects beyond M.
 from __future__ import annotations
 
 import inspect
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,7 +247,7 @@ def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
     return k
 
 
-_PARAMS: dict[Any, tuple[str, ...]] = {}
+_PARAMS: dict[Any, tuple[tuple[str, ...], frozenset[str], Any]] = {}
 
 
 def _call(kernel: Any, **named: Any) -> Any:
@@ -255,16 +256,18 @@ def _call(kernel: Any, **named: Any) -> Any:
     The fused kernels take 27 and 36 arguments, several of them neighbouring
     floats of the same type: naming each one here means a reordering of the
     kernel's parameters cannot silently swap two of them (a name that does not
-    match raises), at no cost over a positional call.
+    match raises), at next to no cost over a positional call.
     """
-    order = _PARAMS.get(kernel)
-    if order is None:
-        order = _PARAMS[kernel] = tuple(inspect.signature(kernel.py_func).parameters)
-    if len(named) != len(order) or any(n not in named for n in order):
+    entry = _PARAMS.get(kernel)
+    if entry is None:
+        order = tuple(inspect.signature(kernel.py_func).parameters)
+        entry = _PARAMS[kernel] = (order, frozenset(order), operator.itemgetter(*order))
+    order, names, in_order = entry
+    if named.keys() != names:
         missing = [n for n in order if n not in named]
-        extra = [n for n in named if n not in order]
+        extra = [n for n in named if n not in names]
         raise TypeError(f"{kernel.__name__}: missing arguments {missing}, unknown {extra}")
-    return kernel(*[named[n] for n in order])
+    return kernel(*in_order(named))
 
 
 def _rebuild_encoder(cls: type, config: Any, table: np.ndarray, table32: np.ndarray) -> Any:
@@ -344,6 +347,30 @@ class _Encoder:
             raise ValueError(f"{n} objects given: expected at most max_objs="
                              f"{self.config.max_objs} (overflow='error')")
 
+    def _encode(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
+                rotated: bool, out: dict[str, np.ndarray] | None = None
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Targets, stats and status from arrays already checked and of the kernels' types.
+
+        ``boxes`` float32 (N, 4), ``classes`` int64 (N,) in range, ``keypoints``
+        float32 (N, J, 3) with COCO visibilities (multi_pose), all C-contiguous
+        and writeable.  :class:`~centertargets.CenterNetDataset` calls this with
+        the arrays of :func:`~centertargets.augment.annotations_to_output` and
+        its COCO file's checked classes; the public methods check first.
+        """
+        self._check_overflow(len(boxes))
+        t = self._outputs(out)
+        stats = np.zeros(K.NSTATS, np.int64)
+        status = np.zeros(len(boxes), np.int8)
+        self._run(boxes, classes, keypoints, rotated, t, stats, status)
+        self._write_cat(t, classes, status)
+        return t, stats, status
+
+    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
+             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
+             ) -> None:
+        raise NotImplementedError
+
 
 class CtdetEncoder(_Encoder):
     """CenterNet object-detection targets from boxes in output-map pixels.
@@ -383,23 +410,22 @@ class CtdetEncoder(_Encoder):
         out : optional dict of preallocated buffers (``spec`` shapes and
             dtypes); they are zeroed and filled, and returned.
         """
-        cfg = self.config
         b = _as_boxes(boxes)
-        c = _as_classes(classes, len(b), cfg.num_classes)
-        self._check_overflow(len(b))
-        t = self._outputs(out)
-        stats = np.zeros(K.NSTATS, np.int64)
-        status = np.zeros(len(b), np.int8)
+        c = _as_classes(classes, len(b), self.config.num_classes)
+        t, stats, status = self._encode(b, c, None, False, out)
+        return t, EncodeReport.from_kernel(stats, status)
+
+    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
+             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
+             ) -> None:
         off = self._off
-        _call(K.encode_ctdet, boxes=b, classes=c, **self._heat,
+        _call(K.encode_ctdet, boxes=boxes, classes=classes, **self._heat,
               hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
               reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
               cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
               dense_wh=t.get("dense_wh", off["f3"]), dense_wh_mask=t.get("dense_wh_mask", off["f3"]),
               write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
               write_dense="dense_wh" in t, stats=stats, status=status)
-        self._write_cat(t, c, status)
-        return t, EncodeReport.from_kernel(stats, status)
 
 
 class MultiPoseEncoder(_Encoder):
@@ -455,16 +481,18 @@ class MultiPoseEncoder(_Encoder):
         b = _as_boxes(boxes)
         kp = _as_keypoints(keypoints, len(b), cfg.num_joints)
         c = _as_classes(classes, len(b), cfg.num_classes)
-        self._check_overflow(len(b))
-        t = self._outputs(out)
-        stats = np.zeros(K.NSTATS, np.int64)
-        status = np.zeros(len(b), np.int8)
+        t, stats, status = self._encode(b, c, kp, rotated, out)
+        return t, EncodeReport.from_kernel(stats, status)
+
+    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
+             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
+             ) -> None:
+        cfg = self.config
         off = self._off
-        quirk = bool(rotated) and cfg.rotation == "centernet"
-        _call(K.encode_multi_pose, boxes=b, classes=c, kps=kp, **self._heat,
+        _call(K.encode_multi_pose, boxes=boxes, classes=classes, kps=keypoints, **self._heat,
               no_keypoints=K.NOKPS_IGNORE if cfg.no_keypoints == "ignore" else K.NOKPS_CENTERNET,
               ignore_occluded_in_hm_hp=cfg.occluded_joints == "ignore_in_hm_hp",
-              rotated_quirk=quirk,
+              rotated_quirk=bool(rotated) and cfg.rotation == "centernet",
               hm=t["hm"], wh=t["wh"], reg=t.get("reg", off["f2"]), ind=t["ind"],
               reg_mask=t["reg_mask"], hps=t.get("hps", off["f2"]),
               hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t.get("hm_hp", off["f3"]),
@@ -474,8 +502,6 @@ class MultiPoseEncoder(_Encoder):
               write_reg="reg" in t, write_hps="hps" in t, write_hm_hp="hm_hp" in t,
               write_hp_offset="hp_offset" in t, write_dense="dense_hps" in t,
               stats=stats, status=status)
-        self._write_cat(t, c, status)
-        return t, EncodeReport.from_kernel(stats, status)
 
 
 def make_encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:

@@ -9,17 +9,13 @@ of the region mapped onto the output width; a float, or ``(sw, sh)`` with
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import cv2
 import numpy as np
 
 ArrayLike = np.ndarray | Sequence[float]
-
-
-def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    direct = a - b
-    return b + np.array([-direct[1], direct[0]], dtype=np.float32)
 
 
 def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float,
@@ -30,8 +26,9 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
     Three point pairs define it: the centre ``c`` maps to the output centre,
     ``c + R(rot) (0, -s_w / 2)`` to the output's top-middle, and a third point
     at a right angle.  ``inv=True`` gives output -> image.  The points are
-    built in float32 and solved with ``cv2.getAffineTransform`` exactly as
-    upstream does, so the matrix is bit-identical to CenterNet's.
+    built in float32 with upstream's operations, in upstream's types, and
+    solved with ``cv2.getAffineTransform``, so the matrix is bit-identical to
+    CenterNet's (the tests compare it with a transcription of upstream's code).
 
     Parameters
     ----------
@@ -47,27 +44,54 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
         scale = np.array([scale, scale], dtype=np.float32)
     else:   # upstream keeps an array scale's dtype: float64 for keep_res training draws
         scale = np.asarray(scale, dtype=np.result_type(np.asarray(scale).dtype, np.float32))
-    shift = np.asarray(shift, dtype=np.float32)
     src_w = scale[0]
-    dst_w, dst_h = output_size[0], output_size[1]
-
     rot_rad = np.pi * rot / 180
     sn, cs = np.sin(rot_rad), np.cos(rot_rad)
     half = src_w * -0.5
-    src_dir = np.array([0 * cs - half * sn, 0 * sn + half * cs], dtype=np.float64)
-    dst_dir = np.array([0, dst_w * -0.5], np.float32)
-
-    src = np.zeros((3, 2), dtype=np.float32)
-    dst = np.zeros((3, 2), dtype=np.float32)
-    src[0, :] = center + scale * shift
-    src[1, :] = center + src_dir + scale * shift
-    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
-    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5], np.float32) + dst_dir
-    src[2:, :] = _third_point(src[0, :], src[1, :])
-    dst[2:, :] = _third_point(dst[0, :], dst[1, :])
+    # upstream: src_dir in float64; src[0] = c + s * shift, src[1] = c + src_dir + s * shift
+    dir_x, dir_y = 0 * cs - half * sn, 0 * sn + half * cs
+    src = np.empty((3, 2), dtype=np.float32)
+    if not any(shift):               # the default (upstream never shifts): no array arithmetic
+        src[0] = center
+        src[1, 0] = center[0] + dir_x
+        src[1, 1] = center[1] + dir_y
+    else:
+        offset = scale * np.asarray(shift, dtype=np.float32)
+        src[0] = center + offset
+        src[1] = center + np.array([dir_x, dir_y]) + offset
+    _third_point(src)
+    dst = _output_points(int(output_size[0]), int(output_size[1]))
     if inv:
         return cv2.getAffineTransform(dst, src)
     return cv2.getAffineTransform(src, dst)
+
+
+def _third_point(pts: np.ndarray) -> None:
+    """Upstream's ``get_3rd_point`` of rows 0 and 1 of float32 ``pts`` (3, 2), into row 2:
+    ``b + (-(a - b)_y, (a - b)_x)``, every step in float32."""
+    a, b = pts[0], pts[1]
+    dx, dy = a[0] - b[0], a[1] - b[1]
+    pts[2, 0] = b[0] - dy
+    pts[2, 1] = b[1] + dx
+
+
+@lru_cache(maxsize=64)
+def _output_points(dst_w: int, dst_h: int) -> np.ndarray:
+    """The output side's three points for an output size (read-only, shared)."""
+    dst = np.zeros((3, 2), dtype=np.float32)
+    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5], np.float32) + \
+        np.array([0, dst_w * -0.5], np.float32)
+    _third_point(dst)
+    dst.flags.writeable = False
+    return dst
+
+
+def coco_boxes_to_xyxy(bboxes_xywh: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """COCO ``[x, y, w, h]`` (N, 4) -> float32 ``x1, y1, x2, y2``, sums in float64 as CenterNet."""
+    b = np.asarray(bboxes_xywh, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]],
+                    axis=1).astype(np.float32)
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -136,7 +160,28 @@ def swap_left_right(keypoints: np.ndarray, flip_idx: Sequence[tuple[int, int]]) 
     person's right: swap the pairs before encoding.  Returns a copy.
     """
     k = np.asarray(keypoints)
-    perm = np.arange(k.shape[-2])
+    return k[..., flip_permutation(k.shape[-2], flip_idx), :]      # one gather, a new array
+
+
+def flip_permutation(num_joints: int, flip_idx: Sequence[tuple[int, int]]) -> np.ndarray:
+    """int64 (J,) read-only: joint j after a flip is joint ``perm[j]`` before it.
+
+    Raises ``ValueError`` naming the pair when an index is outside ``[0, num_joints)``.
+    """
+    try:                                # config.flip_idx: already a hashable tuple of pairs
+        return _flip_permutation(num_joints, flip_idx)      # type: ignore[arg-type]
+    except TypeError:                   # lists, arrays
+        return _flip_permutation(int(num_joints), tuple((int(a), int(b)) for a, b in flip_idx))
+
+
+@lru_cache(maxsize=64)
+def _flip_permutation(num_joints: int, flip_idx: tuple[tuple[int, int], ...]) -> np.ndarray:
+    perm = np.arange(num_joints)
     for a, b in flip_idx:
+        a, b = int(a), int(b)
+        if not (0 <= a < num_joints and 0 <= b < num_joints):
+            raise ValueError(f"flip_idx pair ({a}, {b}): expected joint indices in "
+                             f"[0, {num_joints})")
         perm[a], perm[b] = b, a
-    return k[..., perm, :]                     # one gather, a new array
+    perm.flags.writeable = False
+    return perm
