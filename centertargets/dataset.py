@@ -22,8 +22,9 @@ import numpy as np
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
                       AugmentParams, _check_image, annotations_to_output, color_meta,
                       network_input, warp_image)
+from . import memory
 from .coco import CocoDataset, ImageAnnotations
-from .encoders import Annotations, EncodeReport, make_encoder
+from .encoders import EncodeReport, make_encoder
 
 
 def _one_cv2_thread() -> None:
@@ -140,8 +141,10 @@ class CenterNetDataset:
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
         self._unpickled = False
-        self.encoder(tuple(config.output_size)).encode_annotations(      # warm-up: compile now
-            Annotations.empty(getattr(config, "num_joints", 0)))
+        self._process: int | None = None       # the pid _setup_process last ran in
+        J = getattr(config, "num_joints", 0)         # warm-up: compile (or load) the kernels now
+        self._targets(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros((0, J, 3)), 1,
+                      AugmentParams((0.0, 0.0), 1.0), tuple(config.output_size))
 
     # -- epoch, shared with workers ------------------------------------------------------------
     @property
@@ -209,22 +212,15 @@ class CenterNetDataset:
         """
         if not isinstance(params, AugmentParams):
             raise TypeError(f"params is {type(params).__name__}: expected AugmentParams")
-        if self._unpickled and multiprocessing.parent_process() is not None:
-            _one_cv2_thread()
+        if self._process != os.getpid():
+            self._setup_process()
         ann = self.annotations(index)
         if image is None and self.image_root is not None:
             image = self.read_image(ann)
         (iw, ih), inp_size, out_size = self._sizes_of(ann, image)
-        # the COCO arrays were checked at load and the classes against the config: straight to
-        # the compiled transform and encoder (what sample_annotations + encode_annotations do)
-        pose = self.config.task == "multi_pose"
-        boxes, kps = annotations_to_output(
-            ann.boxes_xywh, iw, params, out_size, keypoints=ann.keypoints if pose else None,
-            flip_idx=self.config.flip_idx if pose else (),
-            rotation=getattr(self.config, "rotation", "centernet"))
         item: dict[str, Any]
-        item, stats, status = self.encoder(out_size)._encode(
-            boxes, np.array(ann.classes), kps, pose and params.rot != 0)
+        item, stats, status = self._targets(ann.boxes_xywh, ann.classes, ann.keypoints, iw,
+                                            params, out_size)
         if image is not None:
             if self.input_dtype == "uint8":
                 warped = warp_image(_check_image(image), params, inp_size)
@@ -248,6 +244,33 @@ class CenterNetDataset:
         return item
 
     # -- pieces ----------------------------------------------------------------------------------
+    def _targets(self, boxes_xywh: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
+                 image_width: int, params: AugmentParams, out_size: tuple[int, int]
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Targets, stats and status of one image's COCO arrays under ``params``.
+
+        The arrays were checked when the file was loaded, and its classes against the
+        config: they go straight to the compiled transform and encoder, which is what
+        ``sample_annotations`` + ``encode_annotations`` do after checking them again.
+        """
+        pose = self.config.task == "multi_pose"
+        boxes, kps = annotations_to_output(
+            boxes_xywh, image_width, params, out_size, keypoints=keypoints if pose else None,
+            flip_idx=self.config.flip_idx if pose else (),
+            rotation=getattr(self.config, "rotation", "centernet"))
+        return self.encoder(out_size)._encode(boxes, np.array(classes, np.int64), kps,
+                                              pose and params.rot != 0)
+
+    def _setup_process(self) -> None:
+        """Once per process, on its first item: keep freed sample-sized blocks for reuse
+        (:func:`centertargets.memory.tune_malloc`) and, in a spawned DataLoader worker, run
+        OpenCV in one thread (:func:`_one_cv2_thread`)."""
+        if memory.enabled():
+            memory.tune_malloc()
+        if self._unpickled and multiprocessing.parent_process() is not None:
+            _one_cv2_thread()
+        self._process = os.getpid()
+
     def encoder(self, output_size: tuple[int, int]) -> Any:
         """The encoder for an output size (one per size, built once)."""
         key = (int(output_size[0]), int(output_size[1]))

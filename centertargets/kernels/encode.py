@@ -298,8 +298,12 @@ def encode_multi_pose(boxes, classes, kps,
             hm[cls, cy, cx] = np.float32(0.9999)
 
     if write_dense:
+        # element by element: an array-to-array slice copy makes numba compile its
+        # shape-mismatch error message, seconds of string formatting code
         for j in range(J):
-            dense_hps_mask[2 * j + 1, :, :] = dense_hps_mask[2 * j, :, :]
+            for y in range(H):
+                for x in range(W):
+                    dense_hps_mask[2 * j + 1, y, x] = dense_hps_mask[2 * j, y, x]
     if rotated_quirk:
         hm[:, :, :] = np.float32(0.9999)
         reg_mask[:] = 0

@@ -154,13 +154,18 @@ def patch_offset(radius: int) -> int:
     return radius * (2 * radius - 1) * (2 * radius + 1) // 3
 
 
-@jit
-def _fill_patch_table(max_radius: int, table: np.ndarray) -> None:
-    start = 0
-    for r in range(max_radius + 1):
-        d = 2 * r + 1
-        fill_umich_patch(r, table[start:start + d * d])
-        start += d * d
+def umich_patch_numpy(radius: int) -> np.ndarray:
+    """Upstream's ``gaussian2D((d, d), sigma=d/6)``, ``d = 2r+1``, with numpy's ``exp``: the
+    exact float64 values upstream draws (flat, row-major).  :func:`fill_umich_patch` computes
+    the same formula in compiled code with the C library's ``exp``, which can differ from
+    numpy's in the last bit of a float64."""
+    d = 2 * radius + 1
+    sigma = d / 6.0
+    m = (d - 1.0) / 2.0
+    y, x = np.ogrid[-m:m + 1, -m:m + 1]
+    h = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    h[h < np.finfo(h.dtype).eps * h.max()] = 0
+    return h.ravel()
 
 
 _PATCH_TABLES: tuple[np.ndarray, np.ndarray] | None = None
@@ -169,8 +174,10 @@ _PATCH_TABLES: tuple[np.ndarray, np.ndarray] | None = None
 def patch_table() -> np.ndarray:
     """Flat float64 table of every umich patch with radius <= ``PATCH_TABLE_MAX_RADIUS``.
 
-    Computed once per process (about 160k ``exp``), read-only afterwards, so
-    threads and forked workers share it safely.
+    Computed once per process with numpy (:func:`umich_patch_numpy`, about 4 ms),
+    so the values are upstream's own; read-only afterwards, so threads and forked
+    workers share it safely, and a radius beyond the table is computed by
+    :func:`fill_umich_patch` in the kernel.
     """
     return _patch_tables()[0]
 
@@ -181,8 +188,8 @@ def patch_table32() -> np.ndarray:
 
 
 def install_patch_tables(table: np.ndarray, table32: np.ndarray) -> None:
-    """Use tables computed in another process (sent to a spawned worker) instead of computing
-    them here: loading the compiled filler from numba's cache alone costs about 0.5 s."""
+    """Use tables computed in another process (sent to a spawned worker with a pickled
+    encoder), read-only like this process's own: the array type the kernels are compiled for."""
     global _PATCH_TABLES
     if _PATCH_TABLES is None:
         want = patch_offset(PATCH_TABLE_MAX_RADIUS + 1)
@@ -198,8 +205,7 @@ def install_patch_tables(table: np.ndarray, table32: np.ndarray) -> None:
 def _patch_tables() -> tuple[np.ndarray, np.ndarray]:
     global _PATCH_TABLES
     if _PATCH_TABLES is None:
-        table = np.empty(patch_offset(PATCH_TABLE_MAX_RADIUS + 1), dtype=np.float64)
-        _fill_patch_table(PATCH_TABLE_MAX_RADIUS, table)
+        table = np.concatenate([umich_patch_numpy(r) for r in range(PATCH_TABLE_MAX_RADIUS + 1)])
         table32 = table.astype(np.float32)
         table.flags.writeable = False
         table32.flags.writeable = False
