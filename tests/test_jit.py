@@ -8,6 +8,7 @@ import sys
 
 import numba
 import numpy as np
+import pytest
 
 from centertargets.kernels import _jit
 
@@ -28,7 +29,9 @@ def test_cache_falls_back_when_numba_cannot_cache(monkeypatch):
     def add_one(a):
         return a + 1
 
-    fn = _jit.jit(add_one)
+    monkeypatch.setattr(_jit, "UNCACHED", [])
+    with pytest.warns(RuntimeWarning, match="no writable cache folder"):
+        fn = _jit.jit(add_one)
     assert fn(np.int64(41)) == 42
     assert any("add_one" in n for n in _jit.UNCACHED)
 
@@ -40,3 +43,51 @@ def test_cache_can_be_switched_off_and_import_never_pulls_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False"]
+
+
+# A read-only install, simulated where numba decides it (the tests may run as root, for whom
+# chmod does not make a folder read-only): the package's __pycache__ refuses to be written.
+_READ_ONLY = r"""
+import json, sys, warnings
+from numba.core import caching
+
+def refuse(self):
+    raise PermissionError(13, "read-only", self.get_cache_path())
+
+caching.InTreeCacheLocator.ensure_cache_path = refuse
+if sys.argv[1] == "nowhere":
+    caching.UserWideCacheLocator.ensure_cache_path = refuse
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import numpy as np
+    from centertargets.kernels import _jit, validate
+    got = validate.check_classes(np.array([0, 5, 1]), 3)
+print(json.dumps({"got": got, "hits": sum(validate.check_classes.stats.cache_hits.values()),
+                  "uncached": len(_jit.UNCACHED),
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+def _read_only_install(tmp_path, mode):
+    import json
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), CENTERTARGETS_NUMBA_CACHE="1")
+    r = subprocess.run([sys.executable, "-c", _READ_ONLY, mode], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_read_only_install_caches_in_the_per_user_folder(tmp_path):
+    first = _read_only_install(tmp_path, "per-user")
+    assert first["got"] == 1 and first["uncached"] == 0 and first["warnings"] == []
+    cached = list((tmp_path / "xdg" / "numba").rglob("validate.check_classes*.nbi"))
+    assert cached, "no cache index in the per-user folder"
+    second = _read_only_install(tmp_path, "per-user")
+    assert second["hits"] >= 1                  # loaded from the per-user folder, not compiled
+
+
+def test_no_writable_cache_folder_warns_once_and_still_works(tmp_path):
+    out = _read_only_install(tmp_path, "nowhere")
+    assert out["got"] == 1 and out["uncached"] > 1
+    assert len(out["warnings"]) == 1 and "NUMBA_CACHE_DIR" in out["warnings"][0]

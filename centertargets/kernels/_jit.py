@@ -5,10 +5,13 @@ the per-sample path runs inside DataLoader workers, and GNU OpenMP does not
 survive ``fork``).  Compiled code is cached on disk unless caching is off:
 
 * ``CENTERTARGETS_NUMBA_CACHE=0`` switches the on-disk cache off;
-* when numba cannot find a writable cache folder (read-only install, no
-  ``$HOME``), caching is dropped silently for that function instead of
-  failing at import time.  Point ``NUMBA_CACHE_DIR`` at a writable folder to
-  keep the cache in that situation;
+* a read-only install (the package's ``__pycache__`` not writable) caches in
+  numba's per-user folder instead (``$XDG_CACHE_HOME/numba`` or
+  ``~/.cache/numba``), silently: that is numba's own fallback, and it works;
+* when no folder is writable either (no ``$HOME``, a read-only home),
+  caching is dropped instead of failing at import time, with one warning
+  saying so.  Point ``NUMBA_CACHE_DIR`` at a writable folder to keep the
+  cache in that situation;
 * a cache file that cannot be read back (empty, truncated, garbled: numba
   raises ``EOFError``, ``UnpicklingError``, ``UnicodeDecodeError`` or an
   LLVM bitcode error, in every new process) is dropped with one warning
@@ -48,6 +51,12 @@ def jit(fn: F) -> F:
             dispatcher = numba.njit(nogil=True, cache=True)(fn)
         except RuntimeError:
             # "cannot cache function ...: no locator available": nowhere writable.
+            if not UNCACHED:
+                warnings.warn("centertargets: numba found no writable cache folder (neither the "
+                              "package's __pycache__ nor the per-user cache folder), so kernels "
+                              "are compiled again in every process, seconds each time; set "
+                              "NUMBA_CACHE_DIR to a writable folder to keep them",
+                              RuntimeWarning, stacklevel=2)
             UNCACHED.append(fn.__qualname__)
         else:
             _guard_cache_loads(dispatcher)
