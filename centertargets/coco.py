@@ -158,12 +158,15 @@ class CocoDataset:
         self.category_ids: list[int] = cats
         self._class_of = {c: i for i, c in enumerate(cats)}
         kp_cats = [c for c in data["categories"] if c.get("keypoints")]
-        self.keypoint_names: list[str] = list(kp_cats[0]["keypoints"]) if kp_cats else []
-        self.skeleton: list[tuple[int, int]] = [(a - 1, b - 1) for a, b in
-                                                kp_cats[0].get("skeleton", [])] if kp_cats else []
+        self.keypoint_names: list[str] = _names(kp_cats[0]) if kp_cats else []
+        self.skeleton: list[tuple[int, int]] = _skeleton(kp_cats[0], len(self.keypoint_names)) \
+            if kp_cats else []
         self._images: dict[int, dict[str, Any]] = {}
         for img in data["images"]:
             iid = _int_field(img, "id", "images")
+            if not isinstance(img.get("file_name", ""), str):
+                raise ValueError(f"image id={iid} has file_name={img['file_name']!r}: expected a "
+                                 "path (a string)")
             if iid in self._images:
                 raise ValueError(f"images has two entries with id={iid}: expected unique ids")
             self._images[iid] = img
@@ -171,6 +174,8 @@ class CocoDataset:
         joints: int | None = None
         for ann in data["annotations"]:
             aid = ann.get("id") if isinstance(ann, Mapping) else None
+            if aid is not None:                 # optional (pycocotools numbers them if absent)
+                aid = _int_field(ann, "id", "annotations")
             iid = _int_field(ann, "image_id", "annotations")
             if iid not in self._anns:
                 raise ValueError(f"annotation id={aid} has image_id={iid}: expected "
@@ -189,7 +194,10 @@ class CocoDataset:
                 elif len(k) != 3 * joints:
                     raise ValueError(f"annotation id={aid} has {len(k) // 3} keypoints: "
                                      f"expected {joints} like the file's earlier annotations")
-            if skip_crowd and ann.get("iscrowd", 0):
+            crowd = ann.get("iscrowd", 0)
+            if crowd not in (0, 1):          # 0/1, False/True (json has no other crowd flag)
+                raise ValueError(f"annotation id={aid} has iscrowd={crowd!r}: expected 0 or 1")
+            if skip_crowd and crowd:
                 continue
             self._anns[iid].append(ann)
         self.num_joints = joints if joints is not None else len(self.keypoint_names)
@@ -229,7 +237,8 @@ class CocoDataset:
         self._keypoints = np.array([_keypoints(a, J) for a in flat], np.float64).reshape(
             n, J, 3) if J else None
         self._iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in flat], bool)
-        self._ann_ids = np.array([int(a.get("id", -1)) for a in flat], np.int64)
+        self._ann_ids = np.array([-1 if a.get("id") is None else int(a["id"]) for a in flat],
+                                 np.int64)        # ids were checked as they were read
         for a in (self._boxes, self._category_ids, self._classes, self._keypoints,
                   self._iscrowd, self._ann_ids):
             if a is not None:
@@ -295,10 +304,32 @@ def _int_field(entry: Any, key: str, where: str) -> int:
     if not isinstance(entry, Mapping):
         raise ValueError(f"an entry of {where!r} is {type(entry).__name__}: expected an object")
     v = entry.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() \
+            or not -2**63 <= v < 2**63:
         ident = f" id={entry.get('id')}" if key != "id" else ""
         raise ValueError(f"{where}{ident}: {key}={v!r}: expected an integer")
     return int(v)
+
+
+def _names(cat: Mapping[str, Any]) -> list[str]:
+    names = cat["keypoints"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"category id={cat.get('id')} keypoints={names!r}: expected a list of "
+                         "joint names")
+    return list(names)
+
+
+def _skeleton(cat: Mapping[str, Any], num_names: int) -> list[tuple[int, int]]:
+    """The category's 1-based skeleton pairs as 0-based joint index pairs."""
+    sk = cat.get("skeleton", [])
+    ok = isinstance(sk, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= num_names for v in p)
+        for p in sk)
+    if not ok:
+        raise ValueError(f"category id={cat.get('id')} skeleton={sk!r}: expected [a, b] pairs of "
+                         f"1-based joint numbers in [1, {num_names}]")
+    return [(a - 1, b - 1) for a, b in sk]
 
 
 def _size(img: Mapping[str, Any], key: str) -> int:
@@ -306,9 +337,9 @@ def _size(img: Mapping[str, Any], key: str) -> int:
     if v is None:
         return 0
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() \
-            or v < 0:
-        raise ValueError(f"image id={img.get('id')} {key}={v!r}: expected an integer >= 1 "
-                         "(or no entry, to read it from the image)")
+            or not 0 <= v <= 1e7:
+        raise ValueError(f"image id={img.get('id')} {key}={v!r}: expected an integer in "
+                         "[1, 1e7] (or no entry, to read it from the image)")
     return int(v)
 
 
@@ -332,8 +363,16 @@ def _keypoints(ann: Mapping[str, Any], num_joints: int) -> np.ndarray:
         n = len(k) if isinstance(k, (list, tuple)) else type(k).__name__
         raise ValueError(f"annotation id={ann.get('id')} keypoints has {n} values: expected "
                          f"{3 * num_joints} (x, y, v for {num_joints} joints)")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in k):
+        bad = next(v for v in k if not isinstance(v, (int, float)) or isinstance(v, bool))
+        raise ValueError(f"annotation id={ann.get('id')} keypoints holds {bad!r}: expected "
+                         "numbers x, y, v per joint")
     a = np.asarray(k, np.float64).reshape(num_joints, 3)
     if not np.isin(a[:, 2], (0, 1, 2)).all():
         raise ValueError(f"annotation id={ann.get('id')} keypoints visibility "
                          f"{a[:, 2].tolist()}: expected 0, 1 or 2")
+    xy = a[a[:, 2] > 0, :2]
+    if not (np.isfinite(xy).all() and (np.abs(xy) <= 1e7).all()):
+        raise ValueError(f"annotation id={ann.get('id')} keypoints {a[a[:, 2] > 0].tolist()}: "
+                         "expected finite x, y of at most 1e7 for labelled (v > 0) joints")
     return a

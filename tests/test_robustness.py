@@ -272,6 +272,20 @@ def _catalogue():
          "two entries with id=1"),
         ("COCO bbox 1e300", coco_with(lambda d: d["annotations"][0].update(
             bbox=[0, 0, 1e300, 4])), ValueError, "annotation id=1 bbox=[0, 0, 1e+300, 4]"),
+        ("COCO annotation id inf (found by fuzz_coco)", coco_with(
+            lambda d: d["annotations"][0].update(id=float("inf"))), ValueError,
+         "annotations: id=inf: expected an integer"),
+        ("COCO labelled joint at NaN", coco_with(lambda d: d["annotations"][0]["keypoints"]
+                                                 .__setitem__(0, float("nan"))), ValueError,
+         "expected finite x, y of at most 1e7 for labelled"),
+        ("COCO iscrowd text", coco_with(lambda d: d["annotations"][0].update(iscrowd="yes")),
+         ValueError, "annotation id=1 has iscrowd='yes': expected 0 or 1"),
+        ("COCO file_name a number", coco_with(lambda d: d["images"][0].update(file_name=7)),
+         ValueError, "image id=1 has file_name=7: expected a path"),
+        ("COCO width 1e300", coco_with(lambda d: d["images"][0].update(width=1e300)),
+         ValueError, "image id=1 width=1e+300: expected an integer in [1, 1e7]"),
+        ("COCO skeleton of text", coco_with(lambda d: d["categories"][0].update(
+            skeleton="text")), ValueError, "category id=1 skeleton='text': expected [a, b]"),
         ("focal loss on probabilities, fast without hp_ind", lambda: MultiPoseLoss(
             pose.replace(reg_hp_offset=False), LossOptions(focal="fast")), ValueError,
          "reg_hp_offset=False"),
@@ -294,63 +308,14 @@ def test_bad_input_catalogue():
 
 
 def test_seeded_fuzz_of_losses_and_decoders_stays_finite_and_in_range():
-    """Random configs, targets (empty scenes included) and outputs with +-inf and huge logits
-    in fp32/fp16/bf16: every loss, stat and gradient finite; decoded rows well-formed."""
-    import torch
+    import fuzz_losses
 
-    import fuzz_encoders
-    from centertargets.decode import CtdetDecoder, MultiPoseDecoder
-    from losses import LossOptions, make_loss
+    counts = fuzz_losses.run(60, seed=3)
+    assert counts["cases"] == 60 and min(counts[k] for k in ("float32", "float16", "bfloat16")) > 0
 
-    rng = np.random.default_rng(3)
-    dtypes = (torch.float32, torch.float16, torch.bfloat16)
-    for case in range(60):
-        cfg = fuzz_encoders.random_config(rng)
-        if cfg.task == "multi_pose" and cfg.heatmap == "msra" and cfg.dense_hp:
-            cfg = cfg.replace(dense_hp=False)
-        enc = make_encoder(cfg)
-        ts = []
-        for _ in range(2):
-            boxes, classes, kps = fuzz_encoders.random_inputs(rng, cfg)
-            boxes = np.nan_to_num(boxes, nan=1.0)
-            classes = np.clip(classes, 0, cfg.num_classes - 1)
-            if kps is not None:
-                kps[..., 2] = np.clip(kps[..., 2], 0, 2)
-                ts.append(enc.encode(np.sort(boxes.reshape(-1, 2, 2), axis=1).reshape(-1, 4),
-                                     kps, classes))
-            else:
-                ts.append(enc.encode(np.sort(boxes.reshape(-1, 2, 2), axis=1).reshape(-1, 4),
-                                     classes))
-        batch = {k: torch.from_numpy(np.stack([t[k] for t in ts])) for k in ts[0]}
-        dtype = dtypes[case % 3]
-        out = {}
-        for name, head in cfg.head_spec().items():
-            x = torch.from_numpy(rng.normal(0, 5, head.shape(2)).astype(np.float32))
-            flat = x.view(-1)
-            flat[rng.integers(0, flat.numel(), 3)] = float("inf")
-            flat[rng.integers(0, flat.numel(), 3)] = float("-inf")
-            flat[rng.integers(0, flat.numel(), 3)] = 1e4
-            out[name] = x.to(dtype).requires_grad_()
-        focal = ("centernet", "logits", "fast")[case % 3]
-        if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat):
-            focal = "centernet"
-        opts = LossOptions(focal=focal, focal_hm_hp="centernet")
-        regression_inf = {k for k, h in cfg.head_spec().items() if h.kind == "regression"}
-        with torch.no_grad():                  # infinite regression outputs make an infinite L1
-            for k in regression_inf:
-                out[k].nan_to_num_(posinf=1e4, neginf=-1e4)
-        loss, stats = make_loss(cfg, opts)(out, batch)
-        loss.backward()
-        assert torch.isfinite(loss), (case, cfg, focal, dtype)
-        assert all(torch.isfinite(v) for v in stats.values()), (case, stats)
-        assert all(torch.isfinite(v.grad.float()).all() for v in out.values()), case
-        K = int(min(5, cfg.output_size[0] * cfg.output_size[1]))
-        dec = (CtdetDecoder if cfg.task == "ctdet" else MultiPoseDecoder)(cfg, K=K)
-        dets = dec({k: v.detach().float().nan_to_num(posinf=50, neginf=-50)
-                    for k, v in out.items()})
-        J = getattr(cfg, "num_joints", 0)
-        assert dets.shape == (2, K, 6 + (2 * J if cfg.task == "multi_pose" else 0))
-        scores, cls = dets[..., 4], dets[..., -1]
-        assert ((cls >= 0) & (cls < cfg.num_classes)).all(), case
-        if cfg.head_spec()["hm"].kind == "heatmap":         # MSRA heatmaps are raw regressions
-            assert ((scores >= 0) & (scores <= 1)).all(), case
+
+def test_seeded_fuzz_of_the_coco_loader_names_every_refusal_and_keeps_the_invariants():
+    import fuzz_coco
+
+    counts = fuzz_coco.run(300, seed=0)
+    assert counts["loaded"] > 100 and counts["refused"] > 100 and counts["items"] > 150
