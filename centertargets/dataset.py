@@ -14,6 +14,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import pickle
+import sys
 from typing import Any
 
 import cv2
@@ -43,6 +45,15 @@ def _one_cv2_thread() -> None:
 
 
 _CV2_SINGLE_THREAD_PID: int | None = None
+
+
+def _shared_bytes(payload: bytes) -> Any:
+    """``payload`` in a torch uint8 tensor in shared memory (pickled as a file descriptor)."""
+    import torch
+
+    t = torch.empty(len(payload), dtype=torch.uint8)
+    t.numpy()[:] = np.frombuffer(payload, np.uint8)
+    return t.share_memory_()
 
 
 class CenterNetDataset:
@@ -159,9 +170,24 @@ class CenterNetDataset:
         state = self.__dict__.copy()
         if multiprocessing.context.get_spawning_popen() is None:
             state["_epoch"] = int(self._epoch.value)      # plain pickling: a snapshot
+        elif "torch" in sys.modules:
+            # Starting a spawned (or forkserver) DataLoader worker.  The process start writes the
+            # pickle into a pipe that the child reads only after importing the main module; a
+            # pickle larger than the pipe's 64 KiB (any real COCO file's arrays) blocks the
+            # parent, and workers start one after another.  Everything but the shared epoch
+            # travels in a torch shared-memory tensor instead: its file descriptor is passed
+            # with the process, so the pipe carries a few hundred bytes.
+            # The tensor must outlive this call: the descriptor is handed to the child when the
+            # process starts, after pickling; the next worker's pickling replaces it.
+            rest = {k: v for k, v in state.items() if k not in ("_epoch", "_spawn_state")}
+            self._spawn_state = _shared_bytes(pickle.dumps(rest, 5))
+            return {"_epoch": state["_epoch"], "_shared": self._spawn_state}
+        state.pop("_spawn_state", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_shared" in state:
+            state.update(pickle.loads(memoryview(state.pop("_shared").numpy())))
         if isinstance(state["_epoch"], int):
             state["_epoch"] = multiprocessing.RawValue("q", state["_epoch"])
         state["_unpickled"] = True          # e.g. a spawned worker: see _one_cv2_thread

@@ -20,8 +20,8 @@ import numpy as np
 from .config import CtdetConfig, MultiPoseConfig, _BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
-from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, install_patch_tables,
-                                msra_patch, patch_table, patch_table32)
+from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, msra_patch, patch_table,
+                                patch_table32)
 from .spec import TargetSpec
 
 _HEAT = {"umich": K.HEAT_UMICH, "msra": K.HEAT_MSRA, "elliptic": K.HEAT_ELLIPTIC}
@@ -270,13 +270,6 @@ def _call(kernel: Any, **named: Any) -> Any:
     return kernel(*in_order(named))
 
 
-def _rebuild_encoder(cls: type, config: Any, table: np.ndarray, table32: np.ndarray) -> Any:
-    """Unpickling: install the sender's patch tables (read-only) unless this process has its
-    own, then build the encoder from its config."""
-    install_patch_tables(table, table32)
-    return cls(config)
-
-
 class _Encoder:
     config: _BaseConfig
     _config_type: type = _BaseConfig
@@ -301,11 +294,12 @@ class _Encoder:
                      "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Rebuilt from the config in the receiving process (a spawned DataLoader worker), with
-        # the patch tables installed there read-only: the array type the kernels were compiled
-        # (and cached) for, instead of writeable copies that would compile anew.
-        return (_rebuild_encoder, (type(self), self.config, self._heat["table"],
-                                   self._heat["table32"]))
+        # Rebuilt from its config in the receiving process (a spawned DataLoader worker): the
+        # patch tables are recomputed there (numpy, milliseconds) as read-only arrays, the array
+        # type the kernels were compiled and cached for.  The pickle stays a few hundred bytes:
+        # a spawned worker's pickle larger than the pipe's buffer would hold up the start of the
+        # next worker until this one has imported everything.
+        return (type(self), (self.config,))
 
     @property
     def spec(self) -> dict[str, TargetSpec]:

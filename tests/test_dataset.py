@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import cv2
 import numpy as np
@@ -112,3 +113,36 @@ def test_training_augmentation_matches_centernet_ranges():
     assert set(np.round(scales, 1)) <= {0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3}
     assert 100 < flips < 200
     assert AugmentConfig().sample(rng, 640, 480) == AugmentParams((320.0, 240.0), 640.0)
+
+
+def test_a_worker_start_pickles_a_large_dataset_in_a_few_kilobytes():
+    """Starting a spawned worker writes its pickle into a 64 KiB pipe that the child reads only
+    after its imports: a larger pickle would start the workers one after another.  The dataset
+    travels in shared memory instead, and a spawned worker produces the same items."""
+    from multiprocessing.context import set_spawning_popen
+    from multiprocessing.popen_spawn_posix import _DupFd
+    from multiprocessing.reduction import ForkingPickler
+
+    class Starting:                      # what a spawning Popen offers the picklers
+        DupFd = _DupFd
+
+        def duplicate_for_child(self, fd):
+            return fd
+
+    data = to_coco([person_scene(i, num_people=12) for i in range(200)])
+    ds = CenterNetDataset(CocoDataset(data), MultiPoseConfig(output_size=(32, 32)),
+                          augment=AugmentConfig(train=True), seed=4)
+    assert len(pickle.dumps(ds)) > 1_000_000          # the arrays alone: 200 x 12 persons
+    set_spawning_popen(Starting())
+    try:
+        blob = ForkingPickler.dumps(ds)
+    finally:
+        set_spawning_popen(None)
+    assert len(blob) < 8192
+    ds.set_epoch(3)
+    loader = DataLoader(ds, batch_size=3, sampler=[0, 57, 199], num_workers=1,
+                        multiprocessing_context="spawn")
+    (batch,) = list(loader)
+    for name in ("hm", "hm_hp", "hps", "ind"):
+        want = np.stack([ds[i][name] for i in (0, 57, 199)])
+        np.testing.assert_array_equal(batch[name].numpy(), want, err_msg=name)

@@ -187,21 +187,6 @@ def patch_table32() -> np.ndarray:
     return _patch_tables()[1]
 
 
-def install_patch_tables(table: np.ndarray, table32: np.ndarray) -> None:
-    """Use tables computed in another process (sent to a spawned worker with a pickled
-    encoder), read-only like this process's own: the array type the kernels are compiled for."""
-    global _PATCH_TABLES
-    if _PATCH_TABLES is None:
-        want = patch_offset(PATCH_TABLE_MAX_RADIUS + 1)
-        if table.shape != (want,) or table32.shape != (want,):
-            raise ValueError(f"patch tables of shape {table.shape}, {table32.shape}: expected "
-                             f"({want},)")
-        t, t32 = np.array(table, np.float64), np.array(table32, np.float32)
-        t.flags.writeable = False
-        t32.flags.writeable = False
-        _PATCH_TABLES = (t, t32)
-
-
 def _patch_tables() -> tuple[np.ndarray, np.ndarray]:
     global _PATCH_TABLES
     if _PATCH_TABLES is None:
