@@ -21,10 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from . import memory
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
                       AugmentParams, _check_image, annotations_to_output, color_meta,
                       network_input, warp_image)
-from . import memory
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import EncodeReport, make_encoder
 
@@ -175,10 +175,9 @@ class CenterNetDataset:
             # pickle into a pipe that the child reads only after importing the main module; a
             # pickle larger than the pipe's 64 KiB (any real COCO file's arrays) blocks the
             # parent, and workers start one after another.  Everything but the shared epoch
-            # travels in a torch shared-memory tensor instead: its file descriptor is passed
-            # with the process, so the pipe carries a few hundred bytes.
-            # The tensor must outlive this call: the descriptor is handed to the child when the
-            # process starts, after pickling; the next worker's pickling replaces it.
+            # travels in a torch shared-memory tensor instead, whose file descriptor goes with
+            # the process.  The tensor is kept on self: the descriptor is handed over when the
+            # process starts, after pickling (the next worker's pickling replaces it).
             rest = {k: v for k, v in state.items() if k not in ("_epoch", "_spawn_state")}
             self._spawn_state = _shared_bytes(pickle.dumps(rest, 5))
             return {"_epoch": state["_epoch"], "_shared": self._spawn_state}

@@ -128,10 +128,16 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
     return counts
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(run_cases, doc: str) -> None:
+    """The command line of a fuzzer module: ``--cases`` and ``--seed``, counts and time on stderr."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    print(run(args.cases, args.seed), f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(run_cases(args.cases, args.seed), f"in {time.perf_counter() - t0:.0f} s",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(run, __doc__)

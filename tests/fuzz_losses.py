@@ -12,9 +12,6 @@ long run is
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 
 import numpy as np
 import torch
@@ -90,9 +87,4 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    print(run(args.cases, args.seed), f"in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    fuzz_encoders.main(run, __doc__)

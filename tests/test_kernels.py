@@ -48,6 +48,18 @@ def test_umich_patch_is_the_gaussian_of_sigma_d_over_6(radius):
     assert got[radius, radius] == 1.0
 
 
+def test_patch_table_holds_upstreams_own_gaussian_bit_for_bit():
+    # upstream's gaussian2D: np.ogrid, np.exp, values below eps * max set to 0
+    for radius in (0, 1, 3, 7, 20, PATCH_TABLE_MAX_RADIUS):
+        d = 2 * radius + 1
+        sigma = d / 6
+        m = (d - 1.0) / 2.0
+        y, x = np.ogrid[-m:m + 1, -m:m + 1]
+        h = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+        h[h < np.finfo(h.dtype).eps * h.max()] = 0
+        np.testing.assert_array_equal(get_patch(radius, patch_table()).reshape(d, d), h)
+
+
 def test_umich_draw_is_elementwise_max_and_clips_at_the_border():
     table = patch_table()
     a = np.zeros((20, 30), np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           MultiPoseConfig, MultiPoseEncoder, RadiusConfig, make_encoder)
+                           MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
 from centertargets.kernels import encode as K
 from centertargets.synthetic import person_scene, to_coco
 

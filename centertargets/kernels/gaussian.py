@@ -149,11 +149,6 @@ def fill_umich_patch(radius: int, out: np.ndarray) -> None:
             out[i] = 0.0
 
 
-def patch_offset(radius: int) -> int:
-    """Start of radius ``r``'s patch in the flat table: ``sum_{i<r} (2i+1)^2``."""
-    return radius * (2 * radius - 1) * (2 * radius + 1) // 3
-
-
 def umich_patch_numpy(radius: int) -> np.ndarray:
     """Upstream's ``gaussian2D((d, d), sigma=d/6)``, ``d = 2r+1``, with numpy's ``exp``: the
     exact float64 values upstream draws (flat, row-major).  :func:`fill_umich_patch` computes
