@@ -24,7 +24,6 @@ from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, msra_patch, p
                                 patch_table32)
 from .spec import TargetSpec
 
-_HEAT = {"umich": K.HEAT_UMICH, "msra": K.HEAT_MSRA, "elliptic": K.HEAT_ELLIPTIC}
 _RADIUS = {"centernet": RADIUS_CENTERNET, "corrected": RADIUS_CORRECTED}
 
 #: Meaning of each value of :attr:`EncodeReport.status`.
@@ -281,15 +280,16 @@ class _Encoder:
         self.config = config
         self._spec: dict[str, TargetSpec] = config.spec()
         r = config.radius
-        self._heat = {"heat_kind": _HEAT[config.heatmap], "msra_sigma": float(config.msra_sigma),
-                      # the MSRA window only when drawn (a dummy keeps one compiled signature)
+        # None for the heatmap kinds not drawn: the kernels compile only the one that is
+        self._heat = {"msra_sigma": float(config.msra_sigma),
                       "msra": msra_patch(float(config.msra_sigma)) if config.heatmap == "msra"
-                      else np.zeros((1, 1), np.float32),
+                      else None,
                       "radius_formula": _RADIUS[r.formula], "min_overlap": float(r.min_overlap),
                       "min_radius": int(r.min_radius),
-                      "elliptic_alpha": float(config.elliptic_alpha),
+                      "elliptic_alpha": float(config.elliptic_alpha)
+                      if config.heatmap == "elliptic" else None,
                       "table": patch_table(), "table32": patch_table32()}
-        # stand-ins for heads that are off: same dtype and ndim, so one compiled signature
+        # stand-ins for cheap heads that are off: same dtype and ndim, one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
                      "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
 
@@ -417,9 +417,9 @@ class CtdetEncoder(_Encoder):
               hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
               reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
               cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
-              dense_wh=t.get("dense_wh", off["f3"]), dense_wh_mask=t.get("dense_wh_mask", off["f3"]),
+              dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
               write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
-              write_dense="dense_wh" in t, stats=stats, status=status)
+              stats=stats, status=status)
 
 
 class MultiPoseEncoder(_Encoder):
@@ -491,11 +491,10 @@ class MultiPoseEncoder(_Encoder):
               reg_mask=t["reg_mask"], hps=t.get("hps", off["f2"]),
               hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t.get("hm_hp", off["f3"]),
               hp_offset=t.get("hp_offset", off["f2"]), hp_ind=t.get("hp_ind", off["i1"]),
-              hp_mask=t.get("hp_mask", off["i1"]), dense_hps=t.get("dense_hps", off["f3"]),
-              dense_hps_mask=t.get("dense_hps_mask", off["f3"]),
+              hp_mask=t.get("hp_mask", off["i1"]), dense_hps=t.get("dense_hps"),
+              dense_hps_mask=t.get("dense_hps_mask"),
               write_reg="reg" in t, write_hps="hps" in t, write_hm_hp="hm_hp" in t,
-              write_hp_offset="hp_offset" in t, write_dense="dense_hps" in t,
-              stats=stats, status=status)
+              write_hp_offset="hp_offset" in t, stats=stats, status=status)
 
 
 def make_encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:

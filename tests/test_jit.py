@@ -91,3 +91,25 @@ def test_no_writable_cache_folder_warns_once_and_still_works(tmp_path):
     out = _read_only_install(tmp_path, "nowhere")
     assert out["got"] == 1 and out["uncached"] > 1
     assert len(out["warnings"]) == 1 and "NUMBA_CACHE_DIR" in out["warnings"][0]
+
+
+_ONLY_WHAT_IS_USED = r"""
+import json, numpy as np
+from centertargets import MultiPoseConfig, make_encoder
+from centertargets.kernels import gaussian as G
+enc = make_encoder(MultiPoseConfig(output_size=(16, 16), num_joints=2))
+enc.encode(np.array([[2.0, 2.0, 9.0, 9.0]]), np.array([[[4.0, 4.0, 2.0], [6.0, 6.0, 1.0]]]))
+print(json.dumps({f.__name__: len(f.signatures) for f in
+                  (G.draw_umich_unit, G.draw_msra, G.draw_elliptic, G.draw_dense_reg)}))
+"""
+
+
+def test_an_encoder_compiles_only_the_drawing_its_config_uses(tmp_path):
+    import json
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))      # empty: everything compiles
+    r = subprocess.run([sys.executable, "-c", _ONLY_WHAT_IS_USED], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    compiled = json.loads(r.stdout.strip().splitlines()[-1])
+    assert compiled == {"draw_umich_unit": 1, "draw_msra": 0, "draw_elliptic": 0,
+                        "draw_dense_reg": 0}

@@ -1,9 +1,14 @@
 """Fused per-sample encoders: every target of one sample in one pass.
 
 Inputs are already in output-map pixel coordinates (float32).  All output
-arrays are preallocated and zeroed by the caller; heads that are switched off
-are passed as empty arrays with their ``write_*`` flag False, so each encoder
-compiles to a single signature.
+arrays are preallocated and zeroed by the caller.  What a config does not use
+comes in as ``None``: the MSRA window (``msra``) unless ``heatmap="msra"``,
+``elliptic_alpha`` unless ``heatmap="elliptic"``, and the dense heads.  numba
+prunes ``if x is not None`` branches on ``None`` arguments before typing them,
+so each specialisation compiles (and caches) only the drawing code its config
+uses, once per machine.  Cheap heads that are off are passed as empty arrays
+with their ``write_*`` flag False instead, so that they do not multiply the
+specialisations.
 
 ``stats`` (int64, ``NSTATS``) and ``status`` (int8, one per input object)
 tell the caller what was left out; see ``centertargets.encoders.EncodeReport``.
@@ -16,11 +21,6 @@ import numpy as np
 from ._jit import jit
 from .gaussian import (draw_dense_reg, draw_elliptic, draw_msra, draw_umich_unit, get_patch,
                        get_patch32, object_radius)
-
-# heat_kind codes
-HEAT_UMICH = 0
-HEAT_MSRA = 1
-HEAT_ELLIPTIC = 2
 
 # indices into ``stats``
 S_INPUT = 0            # objects given
@@ -78,19 +78,20 @@ def _box(boxes, k, W, H):
 
 
 @jit
-def _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius):
+def _radius(h, w, msra, msra_sigma, radius_formula, min_overlap, min_radius):
     """The window radius: the MSRA sigma (CenterNet's ``hm_gauss``) or the box-derived radius."""
-    if heat_kind == HEAT_MSRA:
+    if msra is not None:
         return int(msra_sigma)
     return object_radius(h, w, radius_formula, min_overlap, min_radius)
 
 
 @jit
-def _draw_peak(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h, p32):
-    """An object centre: umich (patch ``p32`` of ``radius``), msra or elliptic."""
-    if heat_kind == HEAT_MSRA:
+def _draw_peak(hm2d, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h, p32):
+    """An object centre: msra (window ``msra``), elliptic (``elliptic_alpha``) or umich
+    (patch ``p32`` of ``radius``); the two unused of the three are None."""
+    if msra is not None:
         draw_msra(hm2d, float(cx), float(cy), msra_sigma, msra)
-    elif heat_kind == HEAT_ELLIPTIC:
+    elif elliptic_alpha is not None:
         rx = max(0, int(elliptic_alpha * w / 2.0))
         ry = max(0, int(elliptic_alpha * h / 2.0))
         draw_elliptic(hm2d, cx, cy, rx, ry, 1.0)
@@ -99,9 +100,9 @@ def _draw_peak(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha
 
 
 @jit
-def _draw_point(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, p32):
+def _draw_point(hm2d, cx, cy, radius, msra, msra_sigma, p32):
     """A joint (or dense mask): msra, else the umich patch ``p32`` (elliptic has no joint form)."""
-    if heat_kind == HEAT_MSRA:
+    if msra is not None:
         draw_msra(hm2d, float(cx), float(cy), msra_sigma, msra)
     else:
         draw_umich_unit(hm2d, cx, cy, radius, p32)
@@ -109,10 +110,10 @@ def _draw_point(hm2d, cx, cy, radius, heat_kind, msra_sigma, msra, p32):
 
 @jit
 def encode_ctdet(boxes, classes,
-                 heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius, elliptic_alpha,
+                 msra_sigma, msra, radius_formula, min_overlap, min_radius, elliptic_alpha,
                  table, table32,
                  hm, wh, reg, ind, reg_mask, cat_spec_wh, cat_spec_mask, dense_wh, dense_wh_mask,
-                 write_wh, write_reg, write_cat_spec, write_dense,
+                 write_wh, write_reg, write_cat_spec,
                  stats, status):
     """CenterNet ``CTDetDataset`` targets for one sample.
 
@@ -122,20 +123,21 @@ def encode_ctdet(boxes, classes,
     ----------
     boxes : float32 (N, 4), x1, y1, x2, y2 in output pixels.
     classes : int64 (N,), class indices in [0, C).
-    heat_kind : int, ``HEAT_UMICH`` / ``HEAT_MSRA`` / ``HEAT_ELLIPTIC``.
     msra_sigma : float, sigma of the MSRA Gaussian.
-    msra : float32 2-D, the precomputed MSRA window for ``msra_sigma``.
+    msra : float32 2-D, the precomputed MSRA window for ``msra_sigma``, or None
+        (not the MSRA heatmap).
     radius_formula : int, ``RADIUS_CENTERNET`` or ``RADIUS_CORRECTED``.
     min_overlap : float, the radius' IoU target.
     min_radius : int, lower bound on the radius.
-    elliptic_alpha : float, TTFNet's alpha for the elliptic Gaussian.
+    elliptic_alpha : float, TTFNet's alpha for the elliptic Gaussian, or None
+        (not the elliptic heatmap).
     table, table32 : precomputed umich patches (float64 and float32).
     hm : float32 (C, H, W), written.
     wh, reg : float32 (M, 2), written when ``write_wh`` / ``write_reg``.
     ind : int64 (M,); reg_mask : uint8 (M,), written.
     cat_spec_wh : float32 (M, 2C); cat_spec_mask : uint8 (M, 2C), when ``write_cat_spec``.
-    dense_wh, dense_wh_mask : float32 (2, H, W), when ``write_dense``.
-    write_wh, write_reg, write_cat_spec, write_dense : bool, which heads exist
+    dense_wh, dense_wh_mask : float32 (2, H, W), or None (no dense head).
+    write_wh, write_reg, write_cat_spec : bool, which of those heads exist
         (an absent head is an empty array of the same dtype and ndim).
     stats : int64 (NSTATS,), counts, written; status : int8 (N,), per object, written.
     """
@@ -149,12 +151,12 @@ def encode_ctdet(boxes, classes,
             stats[S_DEGENERATE] += 1
             continue
         cls = classes[k]
-        radius = _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius)
+        radius = _radius(h, w, msra, msra_sigma, radius_formula, min_overlap, min_radius)
         cx = int(ctx)
         cy = int(cty)
         if hm[cls, cy, cx] == 1.0:
             stats[S_COLLISIONS] += 1
-        _draw_peak(hm[cls], cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h,
+        _draw_peak(hm[cls], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h,
                    get_patch32(radius, table32))
         if write_wh:
             wh[k, 0] = w
@@ -169,14 +171,14 @@ def encode_ctdet(boxes, classes,
             cat_spec_wh[k, 2 * cls + 1] = h
             cat_spec_mask[k, 2 * cls] = 1
             cat_spec_mask[k, 2 * cls + 1] = 1
-        if write_dense:
+        if dense_wh is not None:
             value[0] = w
             value[1] = h
             draw_dense_reg(dense_wh, hm, -1, cx, cy, value, radius, False,
                            get_patch(radius, table))
         status[k] = ST_ENCODED
         stats[S_ENCODED] += 1
-    if write_dense:
+    if dense_wh_mask is not None:
         for y in range(H):
             for x in range(W):
                 m = hm[0, y, x]
@@ -189,12 +191,12 @@ def encode_ctdet(boxes, classes,
 
 @jit
 def encode_multi_pose(boxes, classes, kps,
-                      heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius,
+                      msra_sigma, msra, radius_formula, min_overlap, min_radius,
                       elliptic_alpha, no_keypoints, ignore_occluded_in_hm_hp, rotated_quirk,
                       table, table32,
                       hm, wh, reg, ind, reg_mask, hps, hps_mask, hm_hp, hp_offset, hp_ind,
                       hp_mask, dense_hps, dense_hps_mask,
-                      write_reg, write_hps, write_hm_hp, write_hp_offset, write_dense,
+                      write_reg, write_hps, write_hm_hp, write_hp_offset,
                       stats, status):
     """CenterNet ``MultiPoseDataset`` targets for one sample.
 
@@ -204,7 +206,7 @@ def encode_multi_pose(boxes, classes, kps,
     ----------
     boxes : float32 (N, 4) in output pixels; classes : int64 (N,).
     kps : float32 (N, J, 3), x, y in output pixels and v the COCO visibility.
-    heat_kind, msra_sigma, msra, radius_formula, min_overlap, min_radius,
+    msra_sigma, msra, radius_formula, min_overlap, min_radius,
     elliptic_alpha, table, table32 : as :func:`encode_ctdet`.
     no_keypoints : int, ``NOKPS_CENTERNET`` or ``NOKPS_IGNORE``.
     ignore_occluded_in_hm_hp : bool, leave v = 1 joints out of ``hm_hp``.
@@ -212,9 +214,9 @@ def encode_multi_pose(boxes, classes, kps,
     hm : float32 (C, H, W); wh, reg : float32 (M, 2); ind : int64 (M,);
     reg_mask : uint8 (M,); hps : float32 (M, 2J); hps_mask : uint8 (M, 2J);
     hm_hp : float32 (J, H, W); hp_offset : float32 (M*J, 2); hp_ind, hp_mask :
-    int64 (M*J,); dense_hps, dense_hps_mask : float32 (2J, H, W): outputs.
-    write_reg, write_hps, write_hm_hp, write_hp_offset, write_dense : bool,
-        which heads exist (an absent head is an empty array).
+    int64 (M*J,); dense_hps, dense_hps_mask : float32 (2J, H, W) or None: outputs.
+    write_reg, write_hps, write_hm_hp, write_hp_offset : bool, which of those
+        heads exist (an absent head is an empty array).
     stats : int64 (NSTATS,); status : int8 (N,): written.
 
     ``rotated_quirk``: the sample was rotated and CenterNet's behaviour is
@@ -232,7 +234,7 @@ def encode_multi_pose(boxes, classes, kps,
             stats[S_DEGENERATE] += 1
             continue
         cls = classes[k]
-        radius = _radius(h, w, heat_kind, msra_sigma, radius_formula, min_overlap, min_radius)
+        radius = _radius(h, w, msra, msra_sigma, radius_formula, min_overlap, min_radius)
         cx = int(ctx)
         cy = int(cty)
         wh[k, 0] = w
@@ -283,21 +285,21 @@ def encode_multi_pose(boxes, classes, kps,
                 hp_offset[k * J + j, 1] = py - piy
                 hp_ind[k * J + j] = piy * W + pix
                 hp_mask[k * J + j] = 1
-            if write_dense:
+            if dense_hps is not None and dense_hps_mask is not None:
                 # before the centre Gaussian of this person, as upstream
                 value[0] = px - cx
                 value[1] = py - cy
                 draw_dense_reg(dense_hps[2 * j:2 * j + 2], hm, cls, cx, cy, value, radius, True,
                                get_patch(radius, table))
-                _draw_point(dense_hps_mask[2 * j], cx, cy, radius, heat_kind, msra_sigma, msra, p32)
+                _draw_point(dense_hps_mask[2 * j], cx, cy, radius, msra, msra_sigma, p32)
             if write_hm_hp and not (ignore_occluded_in_hm_hp and v == 1):
-                _draw_point(hm_hp[j], pix, piy, radius, heat_kind, msra_sigma, msra, p32)
+                _draw_point(hm_hp[j], pix, piy, radius, msra, msra_sigma, p32)
 
-        _draw_peak(hm[cls], cx, cy, radius, heat_kind, msra_sigma, msra, elliptic_alpha, w, h, p32)
+        _draw_peak(hm[cls], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h, p32)
         if no_kps and no_keypoints == NOKPS_IGNORE and not already_peak:
             hm[cls, cy, cx] = np.float32(0.9999)
 
-    if write_dense:
+    if dense_hps_mask is not None:
         # element by element: an array-to-array slice copy makes numba compile its
         # shape-mismatch error message, seconds of string formatting code
         for j in range(J):
