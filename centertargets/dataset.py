@@ -47,6 +47,21 @@ def _one_cv2_thread() -> None:
 _CV2_SINGLE_THREAD_PID: int | None = None
 
 
+#: A pickle up to this size goes through the worker-start pipe without blocking (64 KiB buffer).
+_PIPE_BYTES = 60_000
+
+
+def _fits_in_shared_memory(nbytes: int) -> bool:
+    """Whether /dev/shm has room for ``nbytes`` with a wide margin.  A full /dev/shm (Docker's
+    default is 64 MB) kills the writer with SIGBUS instead of raising, so a dataset that does
+    not fit travels through the pipe as before (workers then start one after another)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize > 4 * nbytes
+
+
 def _shared_bytes(payload: bytes) -> Any:
     """``payload`` in a torch uint8 tensor in shared memory (pickled as a file descriptor)."""
     import torch
@@ -179,8 +194,10 @@ class CenterNetDataset:
             # the process.  The tensor is kept on self: the descriptor is handed over when the
             # process starts, after pickling (the next worker's pickling replaces it).
             rest = {k: v for k, v in state.items() if k not in ("_epoch", "_spawn_state")}
-            self._spawn_state = _shared_bytes(pickle.dumps(rest, 5))
-            return {"_epoch": state["_epoch"], "_shared": self._spawn_state}
+            payload = pickle.dumps(rest, 5)
+            if len(payload) > _PIPE_BYTES and _fits_in_shared_memory(len(payload)):
+                self._spawn_state = _shared_bytes(payload)
+                return {"_epoch": state["_epoch"], "_shared": self._spawn_state}
         state.pop("_spawn_state", None)
         return state
 

@@ -115,10 +115,8 @@ def test_training_augmentation_matches_centernet_ranges():
     assert AugmentConfig().sample(rng, 640, 480) == AugmentParams((320.0, 240.0), 640.0)
 
 
-def test_a_worker_start_pickles_a_large_dataset_in_a_few_kilobytes():
-    """Starting a spawned worker writes its pickle into a 64 KiB pipe that the child reads only
-    after its imports: a larger pickle would start the workers one after another.  The dataset
-    travels in shared memory instead, and a spawned worker produces the same items."""
+def _worker_start_pickle(ds) -> bytes:
+    """``ds`` pickled as a spawned worker's start pickles it."""
     from multiprocessing.context import set_spawning_popen
     from multiprocessing.popen_spawn_posix import _DupFd
     from multiprocessing.reduction import ForkingPickler
@@ -129,16 +127,26 @@ def test_a_worker_start_pickles_a_large_dataset_in_a_few_kilobytes():
         def duplicate_for_child(self, fd):
             return fd
 
-    data = to_coco([person_scene(i, num_people=12) for i in range(200)])
-    ds = CenterNetDataset(CocoDataset(data), MultiPoseConfig(output_size=(32, 32)),
-                          augment=AugmentConfig(train=True), seed=4)
-    assert len(pickle.dumps(ds)) > 1_000_000          # the arrays alone: 200 x 12 persons
     set_spawning_popen(Starting())
     try:
-        blob = ForkingPickler.dumps(ds)
+        return bytes(ForkingPickler.dumps(ds))
     finally:
         set_spawning_popen(None)
-    assert len(blob) < 8192
+
+
+def _large_dataset():
+    data = to_coco([person_scene(i, num_people=12) for i in range(200)])
+    return CenterNetDataset(CocoDataset(data), MultiPoseConfig(output_size=(32, 32)),
+                            augment=AugmentConfig(train=True), seed=4)
+
+
+def test_a_worker_start_pickles_a_large_dataset_in_a_few_kilobytes():
+    """Starting a spawned worker writes its pickle into a 64 KiB pipe that the child reads only
+    after its imports: a larger pickle would start the workers one after another.  The dataset
+    travels in shared memory instead, and a spawned worker produces the same items."""
+    ds = _large_dataset()
+    assert len(pickle.dumps(ds)) > 1_000_000          # the arrays alone: 200 x 12 persons
+    assert len(_worker_start_pickle(ds)) < 8192
     ds.set_epoch(3)
     loader = DataLoader(ds, batch_size=3, sampler=[0, 57, 199], num_workers=1,
                         multiprocessing_context="spawn")
@@ -146,3 +154,11 @@ def test_a_worker_start_pickles_a_large_dataset_in_a_few_kilobytes():
     for name in ("hm", "hm_hp", "hps", "ind"):
         want = np.stack([ds[i][name] for i in (0, 57, 199)])
         np.testing.assert_array_equal(batch[name].numpy(), want, err_msg=name)
+
+
+def test_without_room_in_shared_memory_the_dataset_takes_the_pipe(monkeypatch):
+    # a full /dev/shm kills the writer with SIGBUS: a dataset that does not fit is not put there
+    import centertargets.dataset as D
+
+    monkeypatch.setattr(D, "_fits_in_shared_memory", lambda nbytes: False)
+    assert len(_worker_start_pickle(_large_dataset())) > 1_000_000
