@@ -15,9 +15,11 @@ The stand-in (``upstream_style_*``) is this benchmark's own plain-numpy
 transcription of how upstream's ``MultiPoseDataset`` / ``CTDetDataset``
 ``__getitem__`` works: per-annotation dict access, ``affine_transform`` per
 point through a 3-vector ``np.dot``, ``gaussian_radius``, ``draw_umich_gaussian``
-with a fresh ``np.exp`` Gaussian per object and joint, ``color_aug`` as
-separate numpy passes, ``(inp - mean) / std`` and a transpose.  Nothing is
-asserted.  Run: ``python benchmarks/bench_dataset.py`` (``make bench``).
+with a fresh ``np.exp`` Gaussian per object and joint, the arrays upstream
+allocates and fills whatever the options (``dense_kps``, ``dense_wh``,
+``cat_spec_wh``, the ``gt_det`` list), ``color_aug`` as separate numpy
+passes, ``(inp - mean) / std`` and a transpose.  It leaves out upstream's
+pycocotools look-ups.  Nothing is asserted.  Run: ``python benchmarks/bench_dataset.py`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def upstream_style_pose_targets(anns, width, p: AugmentParams, out=128, M=32, J=
     t_rot = get_affine_transform(np.float32(p.center), p.scale, p.rot, [out, out])
     hm = np.zeros((1, out, out), np.float32)
     hm_hp = np.zeros((J, out, out), np.float32)
+    dense_kps = np.zeros((J, 2, out, out), np.float32)      # allocated whatever the options
+    dense_kps_mask = np.zeros((J, out, out), np.float32)
     wh = np.zeros((M, 2), np.float32)
     kps = np.zeros((M, 2 * J), np.float32)
     reg = np.zeros((M, 2), np.float32)
@@ -117,10 +121,12 @@ def upstream_style_pose_targets(anns, width, p: AugmentParams, out=128, M=32, J=
     hp_offset = np.zeros((M * J, 2), np.float32)
     hp_ind = np.zeros(M * J, np.int64)
     hp_mask = np.zeros(M * J, np.int64)
+    gt_det = []
     for k in range(min(len(anns), M)):
         ann = anns[k]
         x, y, w0, h0 = ann["bbox"]
         bbox = np.array([x, y, x + w0, y + h0], np.float32)
+        cls = int(ann["category_id"]) - 1
         pts = np.array(ann["keypoints"], np.float32).reshape(J, 3)
         if p.flipped:
             bbox[[0, 2]] = width - bbox[[2, 0]] - 1
@@ -139,6 +145,10 @@ def upstream_style_pose_targets(anns, width, p: AugmentParams, out=128, M=32, J=
             ind[k] = ci[1] * out + ci[0]
             reg[k] = ct - ci
             reg_mask[k] = 1
+            if pts[:, 2].sum() == 0:
+                hm[cls, ci[1], ci[0]] = 0.9999
+                reg_mask[k] = 0
+            r_hp = max(0, int(_radius(math.ceil(h), math.ceil(w))))   # computed twice upstream
             for j in range(J):
                 if pts[j, 2] > 0:
                     pts[j, :2] = _affine(pts[j, :2], t_rot)
@@ -149,25 +159,34 @@ def upstream_style_pose_targets(anns, width, p: AugmentParams, out=128, M=32, J=
                         hp_offset[k * J + j] = pts[j, :2] - pi
                         hp_ind[k * J + j] = pi[1] * out + pi[0]
                         hp_mask[k * J + j] = 1
-                        _draw_umich(hm_hp[j], pi, r)
-            _draw_umich(hm[0], ci, r)
+                        _draw_umich(hm_hp[j], pi, r_hp)
+            _draw_umich(hm[cls], ci, r)
+            gt_det.append([ct[0] - w / 2, ct[1] - h / 2, ct[0] + w / 2, ct[1] + h / 2, 1]
+                          + pts[:, :2].reshape(J * 2).tolist() + [cls])
     return {"hm": hm, "hm_hp": hm_hp, "wh": wh, "hps": kps, "reg": reg, "ind": ind,
             "reg_mask": reg_mask, "hps_mask": kps_mask, "hp_offset": hp_offset,
             "hp_ind": hp_ind, "hp_mask": hp_mask}
+
+
+_CLASS_OF = {c: i for i, c in enumerate(COCO_CATEGORY_IDS)}
 
 
 def upstream_style_ctdet_targets(anns, width, p: AugmentParams, out=128, M=128, C=80):
     t_out = get_affine_transform(np.float32(p.center), p.scale, 0, [out, out])
     hm = np.zeros((C, out, out), np.float32)
     wh = np.zeros((M, 2), np.float32)
+    dense_wh = np.zeros((2, out, out), np.float32)          # allocated whatever the options
     reg = np.zeros((M, 2), np.float32)
     ind = np.zeros(M, np.int64)
     reg_mask = np.zeros(M, np.uint8)
+    cat_spec_wh = np.zeros((M, 2 * C), np.float32)          # filled whatever the options
+    cat_spec_mask = np.zeros((M, 2 * C), np.uint8)
+    gt_det = []
     for k in range(min(len(anns), M)):
         ann = anns[k]
         x, y, w0, h0 = ann["bbox"]
         bbox = np.array([x, y, x + w0, y + h0], np.float32)
-        cls = COCO_CATEGORY_IDS.index(int(ann["category_id"]))
+        cls = _CLASS_OF[int(ann["category_id"])]
         if p.flipped:
             bbox[[0, 2]] = width - bbox[[2, 0]] - 1
         bbox[:2] = _affine(bbox[:2], t_out)
@@ -184,6 +203,10 @@ def upstream_style_ctdet_targets(anns, width, p: AugmentParams, out=128, M=128, 
             ind[k] = ci[1] * out + ci[0]
             reg[k] = ct - ci
             reg_mask[k] = 1
+            cat_spec_wh[k, 2 * cls:2 * cls + 2] = wh[k]
+            cat_spec_mask[k, 2 * cls:2 * cls + 2] = 1
+            gt_det.append([ct[0] - w / 2, ct[1] - h / 2, ct[0] + w / 2, ct[1] + h / 2, 1, cls])
+    del dense_wh, cat_spec_wh, cat_spec_mask                # returned only with their options
     return {"hm": hm, "wh": wh, "reg": reg, "ind": ind, "reg_mask": reg_mask}
 
 
