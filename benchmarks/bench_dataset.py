@@ -8,7 +8,9 @@ output.  Measured in the same run, milliseconds per sample (best of repeats):
   without an image) against the stand-in's annotation loop;
 * whole sample: image in, network input and targets out, colour included;
 * floor: ``cv2.imread`` + ``cv2.warpAffine`` alone;
-* DataLoader samples/s with 0 and 2 workers, fork and spawn;
+* DataLoader samples/s with 0 and 2 workers, fork and spawn, and the first
+  epoch of a fresh DataLoader with 2 workers (spawn, fork, and a torch-only
+  dataset for what any spawned worker costs);
 * the first encode in a fresh process, with an empty and a warm numba cache.
 
 The stand-in (``upstream_style_*``) is this benchmark's own plain-numpy
@@ -260,6 +262,26 @@ def loader_rate(ds, workers: int, context: str | None, rounds: int = 3) -> float
     return n / (time.perf_counter() - t0)
 
 
+class _Trivial:
+    """A dataset of 16 tiny items: what a spawned worker costs before any dataset work."""
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, i: int) -> dict:
+        return {"hm": np.zeros(3, np.float32)}
+
+
+def first_epoch(ds, context: str, workers: int = 2) -> float:
+    """Seconds of a fresh DataLoader's first pass (batch 8), worker start-up included."""
+    from torch.utils.data import DataLoader
+
+    t0 = time.perf_counter()
+    for _ in DataLoader(ds, batch_size=8, num_workers=workers, multiprocessing_context=context):
+        pass
+    return time.perf_counter() - t0
+
+
 _FIRST = r"""
 import time, sys
 t0 = time.perf_counter()
@@ -342,6 +364,13 @@ def main() -> None:
                     rows.append((f"DataLoader, {workers} workers{', ' + ctx if ctx else ''}",
                                  f"{r32:.0f} samples/s", f"input_dtype='uint8': {r8:.0f} "
                                  "samples/s (batch 8, whole samples)"))
+                sub = CenterNetDataset(coco, cfg, augment=aug, image_root=root)
+                fork_t = min(first_epoch(sub, "fork") for _ in range(2))
+                spawn_t = min(first_epoch(sub, "spawn") for _ in range(2))
+                trivial_t = min(first_epoch(_Trivial(), "spawn") for _ in range(2))
+                rows.append(("first epoch, 2 workers (16 samples)", f"{spawn_t:.2f} s spawn",
+                             f"fork {fork_t:.2f} s; spawn of a torch-only dataset "
+                             f"{trivial_t:.2f} s (Python + torch start-up)"))
                 cold, warm = first_encode(path)
                 rows.append(("first item in a fresh process", f"{cold:.2f} s empty cache",
                              f"{warm:.2f} s warm cache"))
