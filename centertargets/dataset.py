@@ -114,14 +114,19 @@ class CenterNetDataset:
     ``input_size`` and ``output_size`` (``(w, h)`` int64), and ``color``
     (:func:`~centertargets.augment.color_meta` of the sample's colour draws).
 
-    The constructor encodes an empty scene once, so DataLoader workers forked
-    afterwards inherit compiled kernels instead of compiling them again.
-    :meth:`set_epoch` reaches workers too (``persistent_workers=True``, fork
-    or spawn): the epoch lives in shared memory.  Workers do not fight
-    OpenCV's thread pool for the cores: a spawned worker sets OpenCV to one
-    thread on its first item; a forked one runs OpenCV in one thread already
-    when the parent had used it (the pool does not survive ``fork``; do not
-    call ``cv2.setNumThreads`` in a forked worker, it hangs then).
+    The constructor runs an empty sample through the item path once, so
+    DataLoader workers forked afterwards inherit compiled kernels instead of
+    compiling them again; a spawned (or forkserver) worker receives the
+    dataset through shared memory, so workers start side by side, and loads
+    the cached kernels.  :meth:`set_epoch` reaches workers too
+    (``persistent_workers=True``, fork or spawn): the epoch lives in shared
+    memory.  On its first item each process (workers included) asks glibc to
+    keep freed sample-sized blocks for reuse (:mod:`centertargets.memory`;
+    ``CENTERTARGETS_TUNE_MALLOC=0`` leaves malloc alone).  Workers do not
+    fight OpenCV's thread pool for the cores: a spawned worker sets OpenCV to
+    one thread on its first item; a forked one runs OpenCV in one thread
+    already when the parent had used it (the pool does not survive ``fork``;
+    do not call ``cv2.setNumThreads`` in a forked worker, it hangs then).
     """
 
     def __init__(self, coco: CocoDataset, config: Any, down_ratio: int = 4,
