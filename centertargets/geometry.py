@@ -40,7 +40,7 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
     shift : (2,) fraction of ``scale`` by which to shift the centre.
     """
     center = np.asarray(center, dtype=np.float32)
-    if np.ndim(scale) == 0:
+    if isinstance(scale, (int, float, np.number)) or np.ndim(scale) == 0:
         scale = np.array([scale, scale], dtype=np.float32)
     else:   # upstream keeps an array scale's dtype: float64 for keep_res training draws
         scale = np.asarray(scale, dtype=np.result_type(np.asarray(scale).dtype, np.float32))
