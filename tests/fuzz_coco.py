@@ -74,6 +74,7 @@ def mutate(rng: np.random.Generator, d: dict) -> None:
     pick = lambda seq: seq[int(rng.integers(len(seq)))]     # noqa: E731
     hostile = copy.deepcopy(pick(_HOSTILE))             # never one list in two places
     kind = int(rng.integers(10))
+
     def entries(key):       # the dicts of a top-level list (earlier mutations may have broken it)
         v = d.get(key)
         return [e for e in v if isinstance(e, dict)] if isinstance(v, list) else []
