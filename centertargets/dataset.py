@@ -21,30 +21,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import memory
+from . import worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
                       AugmentParams, _check_image, annotations_to_output, color_meta,
                       network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import EncodeReport, make_encoder
-
-
-def _one_cv2_thread() -> None:
-    """Use one OpenCV thread in this (spawned DataLoader worker) process; once per process.
-
-    OpenCV's own thread pool in every worker fights the workers for the
-    cores.  Only for processes that unpickled the dataset (spawn,
-    forkserver): a forked worker already runs OpenCV in its one thread when
-    the parent had started the pool, and calling ``cv2.setNumThreads`` there
-    hangs (OpenCV's pool does not survive ``fork``).
-    """
-    global _CV2_SINGLE_THREAD_PID
-    if _CV2_SINGLE_THREAD_PID != os.getpid():
-        cv2.setNumThreads(1)
-        _CV2_SINGLE_THREAD_PID = os.getpid()
-
-
-_CV2_SINGLE_THREAD_PID: int | None = None
 
 
 #: A pickle up to this size goes through the worker-start pipe without blocking (64 KiB buffer).
@@ -120,13 +102,10 @@ class CenterNetDataset:
     dataset through shared memory, so workers start side by side, and loads
     the cached kernels.  :meth:`set_epoch` reaches workers too
     (``persistent_workers=True``, fork or spawn): the epoch lives in shared
-    memory.  On its first item each process (workers included) asks glibc to
-    keep freed sample-sized blocks for reuse (:mod:`centertargets.memory`;
-    ``CENTERTARGETS_TUNE_MALLOC=0`` leaves malloc alone).  Workers do not
-    fight OpenCV's thread pool for the cores: a spawned worker sets OpenCV to
-    one thread on its first item; a forked one runs OpenCV in one thread
-    already when the parent had used it (the pool does not survive ``fork``;
-    do not call ``cv2.setNumThreads`` in a forked worker, it hangs then).
+    memory.  On its first item a DataLoader worker asks glibc to keep freed
+    sample-sized blocks for reuse and, when it was spawned, runs OpenCV in one
+    thread; the main process and processes that are not DataLoader workers
+    are left as they are (:mod:`centertargets.worker`).
     """
 
     def __init__(self, coco: CocoDataset, config: Any, down_ratio: int = 4,
@@ -171,8 +150,6 @@ class CenterNetDataset:
         self._encoders: dict[tuple[int, int], Any] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
-        self._unpickled = False
-        self._process: int | None = None       # the pid _setup_process last ran in
         J = getattr(config, "num_joints", 0)         # warm-up: compile (or load) the kernels now
         self._targets(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros((0, J, 3)), 1,
                       AugmentParams((0.0, 0.0), 1.0), tuple(config.output_size))
@@ -211,7 +188,6 @@ class CenterNetDataset:
             state.update(pickle.loads(memoryview(state.pop("_shared").numpy())))
         if isinstance(state["_epoch"], int):
             state["_epoch"] = multiprocessing.RawValue("q", state["_epoch"])
-        state["_unpickled"] = True          # e.g. a spawned worker: see _one_cv2_thread
         self.__dict__.update(state)
 
     # -- items -----------------------------------------------------------------------------------
@@ -259,8 +235,7 @@ class CenterNetDataset:
         """
         if not isinstance(params, AugmentParams):
             raise TypeError(f"params is {type(params).__name__}: expected AugmentParams")
-        if self._process != os.getpid():
-            self._setup_process()
+        worker.setup_process()
         ann = self.annotations(index)
         if image is None and self.image_root is not None:
             image = self.read_image(ann)
@@ -307,16 +282,6 @@ class CenterNetDataset:
             rotation=getattr(self.config, "rotation", "centernet"))
         return self.encoder(out_size)._encode(boxes, np.array(classes, np.int64), kps,
                                               pose and params.rot != 0)
-
-    def _setup_process(self) -> None:
-        """Once per process, on its first item: keep freed sample-sized blocks for reuse
-        (:func:`centertargets.memory.tune_malloc`) and, in a spawned DataLoader worker, run
-        OpenCV in one thread (:func:`_one_cv2_thread`)."""
-        if memory.enabled():
-            memory.tune_malloc()
-        if self._unpickled and multiprocessing.parent_process() is not None:
-            _one_cv2_thread()
-        self._process = os.getpid()
 
     def encoder(self, output_size: tuple[int, int]) -> Any:
         """The encoder for an output size (one per size, built once)."""

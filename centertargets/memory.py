@@ -11,12 +11,18 @@ sample take 4.6 ms instead of 2.3 ms (``python benchmarks/bench_dataset.py``).
 :func:`tune_malloc` sets glibc's ``M_MMAP_THRESHOLD`` to 32 MiB and
 ``M_TRIM_THRESHOLD`` to 64 MiB: the values glibc's own adaptive thresholds
 reach after it has seen a 32 MiB block freed, so the process keeps at most
-that much freed memory for reuse.  :class:`~centertargets.CenterNetDataset`
-applies it once per process on its first item (DataLoader workers included);
-set ``CENTERTARGETS_TUNE_MALLOC=0`` to leave malloc alone.  It does nothing
-when the process does not use glibc, or when the user set glibc's own
-``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_``
-environment variables (their choice wins).
+that much freed memory for reuse, per malloc arena (one per thread that
+allocates concurrently).  :class:`~centertargets.CenterNetDataset` applies it
+in DataLoader workers only, once each on its first item (see
+:mod:`centertargets.worker`): a worker allocates its samples from one thread,
+so it keeps at most 64 MiB, while the user's main process, which may run
+many threads, keeps glibc's defaults.  Set ``CENTERTARGETS_TUNE_MALLOC=0`` to
+leave malloc alone in workers too; call :func:`tune_malloc` yourself to have
+it in a process of your own (``num_workers=0``).  It does nothing when the
+process does not use glibc, or when the user configured malloc through glibc's
+own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` /
+``MALLOC_TOP_PAD_`` variables or a ``glibc.malloc.*`` entry of
+``GLIBC_TUNABLES`` (their choice wins).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["tune_malloc", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_malloc", "user_configured", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: Blocks below this size come from the heap (and are reused) instead of fresh ``mmap``s.
 MMAP_THRESHOLD = 32 * 1024 * 1024
@@ -38,9 +44,15 @@ _TUNED_PID: int | None = None
 
 
 def enabled() -> bool:
-    """Whether :class:`~centertargets.CenterNetDataset` tunes malloc (``CENTERTARGETS_TUNE_MALLOC``)."""
+    """Whether DataLoader workers tune malloc (``CENTERTARGETS_TUNE_MALLOC``, on unless 0)."""
     return os.environ.get("CENTERTARGETS_TUNE_MALLOC", "1").strip().lower() not in (
         "0", "false", "no", "off")
+
+
+def user_configured() -> bool:
+    """Whether the environment sets glibc's malloc: ``MALLOC_*_`` or ``GLIBC_TUNABLES=glibc.malloc.*``."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(name in os.environ for name in _USER_SETTINGS) or "glibc.malloc." in tunables
 
 
 def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD,
@@ -49,7 +61,7 @@ def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD,
 
     Returns True when the thresholds are set in this process (now or by an
     earlier call), False when nothing was changed: not glibc, or the user
-    set glibc's ``MALLOC_*_`` environment variables.
+    configured malloc (:func:`user_configured`).
     """
     global _TUNED_PID
     if _TUNED_PID == os.getpid():
@@ -58,7 +70,7 @@ def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD,
         libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):
         libc = ""
-    if not libc.startswith("glibc") or any(name in os.environ for name in _USER_SETTINGS):
+    if not libc.startswith("glibc") or user_configured():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
