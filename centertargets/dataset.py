@@ -26,7 +26,7 @@ from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, A
                       AugmentParams, _check_image, annotations_to_output, color_meta,
                       network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
-from .encoders import EncodeReport, make_encoder
+from .encoders import ClassIndexError, EncodeReport, make_encoder
 
 
 #: A pickle up to this size goes through the worker-start pipe without blocking (64 KiB buffer).
@@ -241,8 +241,15 @@ class CenterNetDataset:
             image = self.read_image(ann)
         (iw, ih), inp_size, out_size = self._sizes_of(ann, image)
         item: dict[str, Any]
-        item, stats, status = self._targets(ann.boxes_xywh, ann.classes, ann.keypoints, iw,
-                                            params, out_size)
+        try:
+            item, stats, status = self._targets(ann.boxes_xywh, ann.classes, ann.keypoints, iw,
+                                                params, out_size)
+        except ClassIndexError as exc:
+            raise ValueError(
+                f"image id={ann.image_id} ({ann.file_name!r}), annotation id="
+                f"{int(ann.ann_ids[exc.index])} (category_id={int(ann.category_ids[exc.index])})"
+                f": class {exc.value}: expected a class index in [0, {exc.num_classes}) "
+                "(config.num_classes); was the class map changed after loading?") from None
         if image is not None:
             if self.input_dtype == "uint8":
                 warped = warp_image(_check_image(image), params, inp_size)

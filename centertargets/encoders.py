@@ -32,7 +32,23 @@ STATUS_NAMES = {
     K.ST_DROPPED: "dropped: beyond max_objs",
     K.ST_DEGENERATE: "dropped: zero width or height after clipping to the map",
     K.ST_NO_KEYPOINTS: "encoded in hm only: no labelled keypoint (reg_mask 0)",
+    K.ST_BAD_CLASS: "refused: class outside [0, num_classes)",
 }
+
+
+class ClassIndexError(ValueError):
+    """An object's class index is outside ``[0, num_classes)``; nothing was encoded.
+
+    Attributes: ``index`` (the object's position in the input), ``value``
+    (its class index) and ``num_classes``.  Raised by every encode path, the
+    checked-at-load one of :class:`~centertargets.CenterNetDataset` included
+    (which re-raises it as a ``ValueError`` naming the image and annotation).
+    """
+
+    def __init__(self, index: int, value: int, num_classes: int) -> None:
+        self.index, self.value, self.num_classes = index, value, num_classes
+        super().__init__(f"classes[{index}]={value}: expected a class index, an integer in "
+                         f"[0, {num_classes})")
 
 
 _REPORT_FIELDS = {
@@ -352,11 +368,19 @@ class _Encoder:
         the arrays of :func:`~centertargets.augment.annotations_to_output` and
         its COCO file's checked classes; the public methods check first.
         """
-        self._check_overflow(len(boxes))
+        n = len(boxes)
+        if len(classes) != n or (keypoints is not None and len(keypoints) != n):
+            raise ValueError(f"{n} boxes, {len(classes)} classes and "
+                             f"{'no' if keypoints is None else len(keypoints)} keypoint rows: "
+                             "expected one class (and one keypoint row) per box")
+        self._check_overflow(n)
         t = self._outputs(out)
         stats = np.zeros(K.NSTATS, np.int64)
-        status = np.zeros(len(boxes), np.int8)
+        status = np.zeros(n, np.int8)
         self._run(boxes, classes, keypoints, rotated, t, stats, status)
+        if stats[K.S_BAD_CLASS]:         # the kernel checked every class and encoded nothing
+            i = int(np.flatnonzero(status == K.ST_BAD_CLASS)[0])
+            raise ClassIndexError(i, int(classes[i]), self.config.num_classes)
         self._write_cat(t, classes, status)
         return t, stats, status
 

@@ -61,6 +61,73 @@ def test_a_corrupt_numba_cache_is_reset_with_one_warning(damage, tmp_path):
     assert _encode_in_fresh_process(tmp_path) == (1.0, "")            # rebuilt: clean again
 
 
+class _Remapped(CocoDataset):
+    """A subclass that remaps categories after loading (as users do), here past the config."""
+
+    shift = 1
+
+    def image(self, image_id):
+        import dataclasses
+
+        ann = super().image(image_id)
+        return dataclasses.replace(ann, classes=ann.classes + self.shift)
+
+
+@pytest.mark.parametrize("shift, task", [(1, "ctdet"), (4999, "ctdet"), (-1, "ctdet"),
+                                         (1, "multi_pose"), (5000, "multi_pose")])
+def test_a_class_changed_after_loading_never_reaches_the_map(shift, task):
+    data = to_coco([person_scene(0, 3), person_scene(1, 2)])       # one category: person
+    coco = _Remapped(data)
+    coco.shift = shift
+    cfg = CtdetConfig(output_size=(32, 32), num_classes=1) if task == "ctdet" else \
+        MultiPoseConfig(output_size=(32, 32))
+    ds = CenterNetDataset(coco, cfg)
+    ann = coco[1]
+    with pytest.raises(ValueError) as info:
+        ds[1]
+    msg = str(info.value)
+    assert f"image id={ann.image_id}" in msg and f"annotation id={int(ann.ann_ids[0])}" in msg
+    assert f"class {shift}: expected a class index in [0, 1)" in msg
+
+
+_FAR_CLASS = r"""
+import sys
+sys.path.insert(0, "tests")
+from test_robustness import _Remapped, _remapped_item
+try:
+    _remapped_item(5000)
+except ValueError as exc:
+    print("refused:", exc)
+"""
+
+
+def _remapped_item(shift):
+    coco = _Remapped(to_coco([person_scene(0, 3)]))
+    coco.shift = shift
+    return CenterNetDataset(coco, MultiPoseConfig(output_size=(32, 32)))[0]
+
+
+def test_a_class_far_past_the_map_is_refused_not_a_crash():
+    # before the kernels checked classes, this process died of SIGSEGV (rc -11)
+    res = subprocess.run([sys.executable, "-c", _FAR_CLASS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    assert "refused:" in res.stdout and "class 5000: expected a class index" in res.stdout
+
+
+def test_the_kernels_refuse_a_bad_class_in_any_slot_and_write_nothing():
+    from centertargets.encoders import ClassIndexError, CtdetEncoder
+
+    enc = CtdetEncoder(CtdetConfig(output_size=(16, 16), num_classes=2, max_objs=2))
+    boxes = np.array([[1, 1, 6, 6], [2, 2, 9, 9], [3, 3, 8, 8]], np.float32)
+    for classes, bad in (([0, 2, 1], 1), ([0, 1, -7], 2), ([9, 0, 0], 0)):   # slot 2: dropped
+        out = {k: s.zeros() + 3 for k, s in enc.spec.items()}
+        with pytest.raises(ClassIndexError) as info:
+            enc._encode(boxes, np.array(classes, np.int64), None, False, out=out)
+        assert info.value.index == bad and info.value.value == classes[bad]
+        assert out["hm"].max() == 0 and out["reg_mask"].max() == 0    # zeroed, nothing drawn
+
+
 def test_images_without_a_size_do_not_hang_training_augmentation():
     data = to_coco([person_scene(0, 2)])
     data["images"][0]["width"] = 0
@@ -289,6 +356,8 @@ def _catalogue():
         ("focal loss on probabilities, fast without hp_ind", lambda: MultiPoseLoss(
             pose.replace(reg_hp_offset=False), LossOptions(focal="fast")), ValueError,
          "reg_hp_offset=False"),
+        ("class changed after loading (a remapping subclass)", lambda: _remapped_item(1),
+         ValueError, "annotation id=1 (category_id=1): class 1: expected a class index in [0, 1)"),
         ("positions beyond the map in the functional gather", lambda: LF.transpose_and_gather(
             torch.zeros(1, 2, 4, 4), torch.tensor([[16]])), ValueError, "ind holds 16"),
     ]

@@ -33,13 +33,15 @@ S_NO_KEYPOINTS = 6     # persons without any labelled keypoint (multi_pose)
 S_KPS_LABELLED = 7     # labelled (v > 0) keypoints of considered, non-degenerate persons
 S_KPS_ENCODED = 8      # of those, inside the output map
 S_KPS_OUTSIDE = 9      # of those, outside the output map
-NSTATS = 10
+S_BAD_CLASS = 10       # objects whose class is outside [0, C): nothing is encoded then
+NSTATS = 11
 
 # values of ``status``
 ST_ENCODED = 0
 ST_DROPPED = 1
 ST_DEGENERATE = 2
 ST_NO_KEYPOINTS = 3
+ST_BAD_CLASS = 4
 
 # MultiPoseConfig.no_keypoints codes
 NOKPS_CENTERNET = 0
@@ -56,10 +58,22 @@ def _clip32(v: np.float32, hi: int) -> np.float32:
 
 
 @jit
-def _start(n, M, stats, status):
-    """Count the objects and mark those beyond ``max_objs``; returns how many are considered."""
-    nobj = min(n, M)
+def _start(boxes, classes, C, M, stats, status):
+    """Count the objects and mark those beyond ``max_objs``; returns how many are considered.
+
+    Every class is checked against ``[0, C)`` first, whatever its slot: when one is outside,
+    those objects are marked ``ST_BAD_CLASS``, counted in ``S_BAD_CLASS``, and nothing is
+    encoded (0 is returned), so no caller can write outside ``hm`` by passing a bad class.
+    """
+    n = boxes.shape[0]              # classes has n entries too: the callers check it
     stats[S_INPUT] = n
+    for k in range(n):
+        if classes[k] < 0 or classes[k] >= C:
+            status[k] = ST_BAD_CLASS
+            stats[S_BAD_CLASS] += 1
+    if stats[S_BAD_CLASS] > 0:
+        return 0
+    nobj = min(n, M)
     stats[S_CONSIDERED] = nobj
     stats[S_DROPPED] = n - nobj
     for k in range(nobj, n):
@@ -142,7 +156,7 @@ def encode_ctdet(boxes, classes,
     stats : int64 (NSTATS,), counts, written; status : int8 (N,), per object, written.
     """
     C, H, W = hm.shape
-    nobj = _start(boxes.shape[0], ind.shape[0], stats, status)
+    nobj = _start(boxes, classes, hm.shape[0], ind.shape[0], stats, status)
     value = np.zeros(2, dtype=np.float32)
     for k in range(nobj):
         w, h, ctx, cty = _box(boxes, k, W, H)
@@ -225,7 +239,7 @@ def encode_multi_pose(boxes, classes, kps,
     """
     J = kps.shape[1]
     C, H, W = hm.shape
-    nobj = _start(boxes.shape[0], ind.shape[0], stats, status)
+    nobj = _start(boxes, classes, hm.shape[0], ind.shape[0], stats, status)
     value = np.zeros(2, dtype=np.float32)
     for k in range(nobj):
         w, h, ctx, cty = _box(boxes, k, W, H)
