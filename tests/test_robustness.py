@@ -38,11 +38,12 @@ def _encode_in_fresh_process(cache_dir) -> tuple[float, str]:
     return float(peak), warned.strip()
 
 
-@pytest.mark.parametrize("damage", ["garble", "empty", "truncate", "flip"])
+@pytest.mark.parametrize("damage", ["garble", "empty", "truncate", "flip", "object_code"])
 def test_a_corrupt_numba_cache_is_reset_with_one_warning(damage, tmp_path):
     assert _encode_in_fresh_process(tmp_path) == (1.0, "")            # fills the cache
     files = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".nbi", ".nbc"))
     assert files
+    rng = np.random.default_rng(5)
     for p in files:
         data = p.read_bytes()
         if damage == "garble":
@@ -51,14 +52,87 @@ def test_a_corrupt_numba_cache_is_reset_with_one_warning(damage, tmp_path):
             p.write_bytes(b"")
         elif damage == "truncate":
             p.write_bytes(data[:len(data) // 2])
-        else:                                                         # one flipped byte
+        elif damage == "flip":                                        # one flipped byte
             i = len(data) // 3
             p.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
+        elif p.suffix == ".nbc":      # bytes garbled inside the compiled object code, the
+            b = bytearray(data)       # pickle around it intact: LLVM aborted (SIGABRT, rc -6)
+            elf, bitcode = data.find(b"\x7fELF"), data.find(b"BC\xc0\xde")
+            assert 0 < elf < bitcode - 200, "no object code before the bitcode in the file"
+            for i in rng.integers(elf + 64, bitcode - 100, 32):
+                b[i] = int(rng.integers(0, 256))
+            p.write_bytes(bytes(b))
     peak, warned = _encode_in_fresh_process(tmp_path)
     assert peak == 1.0                                                # never a crash
-    if damage != "flip":              # a flipped byte may land where nothing checks it
-        assert "could not be read" in warned and str(tmp_path) in warned
+    assert "could not be read" in warned and str(tmp_path) in warned
+    assert warned.count("centertargets: the numba cache") == 1        # one warning
     assert _encode_in_fresh_process(tmp_path) == (1.0, "")            # rebuilt: clean again
+
+
+# A process whose cache index is cut short by someone else while it runs, then compiles a new
+# specialisation (numba reads the index back before saving): that used to raise from the save.
+_INDEX_CHANGED = r"""
+import sys, warnings
+from pathlib import Path
+import numpy as np
+from centertargets.kernels import validate
+cache = validate.check_classes._cache
+load = cache.load_overload
+
+def load_then_damage(*args):
+    # another process cuts the index short while this one compiles
+    got = load(*args)
+    for p in Path(sys.argv[1]).rglob("*check_classes*.nbi"):
+        p.write_bytes(p.read_bytes()[:40])
+    return got
+
+cache.load_overload = load_then_damage
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    a = validate.check_classes(np.array([0, 5, 1], np.int64), 3)
+    b = validate.check_classes(np.array([0, 1, 7], np.int32), 3)
+print(a, b, "|", " ".join(str(x.message) for x in w))
+"""
+
+# Cache writes that fail as on a full disk: the file-size limit makes every write past 1 byte
+# fail with EFBIG (SIGXFSZ ignored, as a full disk's ENOSPC is an error, not a signal).
+_FULL_DISK = r"""
+import resource, signal, warnings
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
+import numpy as np
+from centertargets import CtdetConfig, CtdetEncoder
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    t = CtdetEncoder(CtdetConfig(output_size=(16, 16), num_classes=2)).encode(
+        np.array([[2, 2, 9, 9]], np.float32), [1])
+print(float(t["hm"][1].max()), "|", " ".join(str(x.message) for x in w))
+"""
+
+
+def _fresh(code: str, cache_dir, *args: str) -> tuple[str, str]:
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    env.pop("CENTERTARGETS_NUMBA_CACHE", None)
+    res = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    got, _, warned = res.stdout.strip().splitlines()[-1].partition("|")
+    return got.strip(), warned.strip()
+
+
+def test_an_index_damaged_under_a_running_process_is_rewritten(tmp_path):
+    got, warned = _fresh(_INDEX_CHANGED, tmp_path, str(tmp_path))
+    assert got == "1 2"
+    assert "could not be" in warned and warned.count("centertargets: the numba cache") == 1
+    got, warned = _fresh(_INDEX_CHANGED, tmp_path, str(tmp_path))    # and the cache still works
+    assert got == "1 2"
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_runs_uncached(tmp_path):
+    got, warned = _fresh(_FULL_DISK, tmp_path)
+    assert got == "1.0"
+    assert "could not be written" in warned and "uncached" in warned
+    assert warned.count("centertargets: the numba cache") == 1
 
 
 class _Remapped(CocoDataset):
