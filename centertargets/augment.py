@@ -314,7 +314,7 @@ def network_input(image: np.ndarray, params: AugmentParams, input_size: Sequence
     the values match upstream's numpy code within 1e-6 (the grey mean is
     summed in another order).
     """
-    warped = warp_image(_check_image(image), params, input_size)
+    warped = warp_image(check_image(image), params, input_size)
     H, W = warped.shape[:2]
     out = np.empty((3, H, W), np.float32)
     m = [np.float32(v) for v in np.asarray(mean, np.float32).reshape(3)]
@@ -353,7 +353,8 @@ def color_meta(color: ColorParams | None) -> dict[str, np.ndarray]:
             "lighting": np.array(color.lighting, np.float64)}
 
 
-def _check_image(image: Any) -> np.ndarray:
+def check_image(image: Any) -> np.ndarray:
+    """``image`` as a BGR uint8 ``(H, W, 3)`` array, or a ValueError saying what it is."""
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
         raise ValueError(f"image has dtype {img.dtype} and shape {img.shape}: expected a BGR "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -107,30 +107,51 @@ def _config_for(coco, task: str | None, output_size: int, max_objs: int | None):
 
 
 def audit(coco, cfg, train: bool = False, image_root: str | None = None
-          ) -> tuple[dict[str, int], list[tuple[int, int, int]]]:
+          ) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
     """Encode every image of ``coco`` with ``cfg``: summed report counts, and the images that
-    lost objects as ``(lost, image_id, of which beyond max_objs)``."""
+    lost objects as ``(lost, image_id, of which beyond max_objs)``.
+
+    With ``image_root`` the images are read too: ``truncated_images`` counts files that look
+    cut short and ``unreadable_images`` files that are missing or do not decode (the audit
+    goes on without them); ``truncated_ids`` / ``unreadable_ids`` hold their first ids.
+    """
+    import warnings
+
     from tqdm import tqdm
 
     from .augment import AugmentConfig
     from .dataset import CenterNetDataset
+    from .images import UndecodableImageError
 
     ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=train), with_report=True,
                           image_root=image_root)
-    totals: dict[str, int] = {}
+    totals: dict[str, Any] = {}
     worst: list[tuple[int, int, int]] = []
-    for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None, file=sys.stderr):
-        rep = ds.item(i, ds.params(i))["report"]
-        for k, v in rep.items():
-            totals[k] = totals.get(k, 0) + v
-        lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
-        if lost:
-            worst.append((lost, ds.annotations(i).image_id, rep["dropped_max_objs"]))
+    unreadable: list[int] = []
+    with warnings.catch_warnings():         # counted and listed below instead
+        warnings.filterwarnings("ignore", message=".*looks cut short", category=RuntimeWarning)
+        for i in tqdm(range(len(ds)), desc="images", unit="img", disable=None,
+                      file=sys.stderr):
+            try:
+                rep = ds.item(i, ds.params(i))["report"]
+            except (FileNotFoundError, UndecodableImageError):
+                unreadable.append(ds.annotations(i).image_id)
+                continue
+            for k, v in rep.items():
+                totals[k] = totals.get(k, 0) + v
+            lost = rep["dropped_max_objs"] + rep["degenerate"] + rep["center_collisions"]
+            if lost:
+                worst.append((lost, ds.annotations(i).image_id, rep["dropped_max_objs"]))
+    if image_root is not None:
+        totals["truncated_images"] = len(ds.truncated_images)
+        totals["truncated_ids"] = sorted(ds.truncated_images)[:10]
+        totals["unreadable_images"] = len(unreadable)
+        totals["unreadable_ids"] = unreadable[:10]
     worst.sort(reverse=True)
     return totals, worst
 
 
-def print_audit(totals: dict[str, int], worst: list[tuple[int, int, int]], cfg, n_images: int,
+def print_audit(totals: dict[str, Any], worst: list[tuple[int, int, int]], cfg, n_images: int,
                 train: bool, top: int = 5, log=print) -> None:
     """The audit table of :func:`audit`."""
     n_obj = max(totals.get("num_objects", 0), 1)
@@ -150,6 +171,12 @@ def print_audit(totals: dict[str, int], worst: list[tuple[int, int, int]], cfg, 
     for name, v, of in rows:
         pct = f"{100.0 * v / (n_kp if of == 'keypoints' else n_obj):6.2f}%" if of else ""
         log(f"  {name:<30} {v:>9} {pct}")
+    for key, what in (("truncated", "image files cut short (decoded with grey rows)"),
+                      ("unreadable", "image files missing or not decodable (skipped)")):
+        if f"{key}_images" in totals:
+            n, ids = totals[f"{key}_images"], totals[f"{key}_ids"]
+            listed = f" (image ids {', '.join(map(str, ids))}{', ...' if n > len(ids) else ''})"
+            log(f"  {what}: {n}{listed if ids else ''}")
     if worst:
         log("  images losing the most objects (image_id: lost, of which beyond max_objs):")
         for lost, iid, dropped in worst[:top]:

@@ -16,14 +16,14 @@ import multiprocessing.context
 import os
 import pickle
 import sys
+import warnings
 from typing import Any
 
-import cv2
 import numpy as np
 
-from . import worker
+from . import images, worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, _check_image, annotations_to_output, color_meta,
+                      AugmentParams, annotations_to_output, check_image, color_meta,
                       network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import ClassIndexError, EncodeReport, make_encoder
@@ -83,6 +83,14 @@ class CenterNetDataset:
     train_filter : keep only images with at least one annotation, as upstream's
         pose training set does.  None (default): on for multi_pose with
         ``augment.train``, off otherwise.
+    allow_outside_root : read images whose ``file_name`` is absolute or leads
+        out of ``image_root`` (``../x.png``); refused by default, since a COCO
+        file from elsewhere should not choose which files are read.
+    max_item_bytes : refuse (ValueError naming the image) an item whose input
+        and targets would take more than this many bytes, before allocating
+        them: 1 GiB by default (a 512x512 ctdet item is about 9 MB; a
+        20000x20000 image with ``keep_res`` would be 7.5 GB of ``hm`` alone).
+        None: no limit.
     input_dtype : ``"float32"`` (default): ``input`` is the normalised,
         colour-augmented network input; ``"uint8"``: ``input`` is the warped
         image as CHW uint8 (4x less data through the DataLoader's shared
@@ -112,7 +120,8 @@ class CenterNetDataset:
                  augment: AugmentConfig | None = None, image_root: str | os.PathLike[str] | None
                  = None, seed: int = 0, with_report: bool = False, keep_res: bool = False,
                  pad: int = 31, train_filter: bool | None = None,
-                 input_dtype: str = "float32",
+                 input_dtype: str = "float32", allow_outside_root: bool = False,
+                 max_item_bytes: int | None = 2 ** 30,
                  mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
                  eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC) -> None:
         if not isinstance(coco, CocoDataset):
@@ -145,6 +154,15 @@ class CenterNetDataset:
         if input_dtype not in ("float32", "uint8"):
             raise ValueError(f"input_dtype={input_dtype!r}: expected 'float32' or 'uint8'")
         self.input_dtype = input_dtype
+        self.allow_outside_root = bool(allow_outside_root)
+        if max_item_bytes is not None and not (isinstance(max_item_bytes, (int, np.integer))
+                                               and max_item_bytes > 0):
+            raise ValueError(f"max_item_bytes={max_item_bytes!r}: expected a number of bytes "
+                             "> 0, or None for no limit")
+        self.max_item_bytes = None if max_item_bytes is None else int(max_item_bytes)
+        self._item_bytes: dict[tuple[tuple[int, int], tuple[int, int]], int] = {}
+        #: Image ids whose files looked cut short (warned once each, in this process).
+        self.truncated_images: set[int] = set()
         self.indices = [i for i, iid in enumerate(coco.image_ids)
                         if not self.train_filter or coco.num_annotations(iid) > 0]
         self._encoders: dict[tuple[int, int], Any] = {}
@@ -238,8 +256,11 @@ class CenterNetDataset:
         worker.setup_process()
         ann = self.annotations(index)
         if image is None and self.image_root is not None:
+            if ann.width and ann.height:         # before decoding a huge image
+                self.check_size(ann, *self._sizes_of(ann, None)[1:])
             image = self.read_image(ann)
         (iw, ih), inp_size, out_size = self._sizes_of(ann, image)
+        self.check_size(ann, inp_size, out_size)
         item: dict[str, Any]
         try:
             item, stats, status = self._targets(ann.boxes_xywh, ann.classes, ann.keypoints, iw,
@@ -252,7 +273,7 @@ class CenterNetDataset:
                 "(config.num_classes); was the class map changed after loading?") from None
         if image is not None:
             if self.input_dtype == "uint8":
-                warped = warp_image(_check_image(image), params, inp_size)
+                warped = warp_image(check_image(image), params, inp_size)
                 item["input"] = np.ascontiguousarray(warped.transpose(2, 0, 1))
             else:
                 item["input"] = network_input(image, params, inp_size, self.mean, self.std,
@@ -301,16 +322,46 @@ class CenterNetDataset:
         return enc
 
     def image_path(self, ann: ImageAnnotations) -> str:
-        return os.path.join(self.image_root or "", ann.file_name)
+        """The file of ``ann`` under ``image_root`` (refused outside it, see ``allow_outside_root``)."""
+        return images.image_path(self.image_root or "", ann.file_name, ann.image_id,
+                                 self.allow_outside_root)
 
     def read_image(self, ann: ImageAnnotations) -> np.ndarray:
-        """The BGR uint8 image of ``ann``; its size must agree with the json's."""
+        """The BGR uint8 image of ``ann``; warns once per file when it looks cut short.
+
+        ``FileNotFoundError`` when the file is missing,
+        :class:`~centertargets.images.UndecodableImageError` when it does not decode.
+        """
         path = self.image_path(ann)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"cannot read image {path!r} (image id={ann.image_id}): "
-                                    "expected a readable image file under image_root")
+        img, truncated = images.read_image(path, ann.image_id)
+        if truncated and ann.image_id not in self.truncated_images:
+            self.truncated_images.add(ann.image_id)
+            warnings.warn(f"image id={ann.image_id} ({path!r}) is {truncated}: the file looks "
+                          "cut short, and the decoder fills what is missing (grey rows for "
+                          "JPEG); replace the file, or drop the image", RuntimeWarning,
+                          stacklevel=2)
         return img
+
+    def check_size(self, ann: ImageAnnotations, input_size: tuple[int, int],
+                   output_size: tuple[int, int]) -> None:
+        """Refuse an item over ``max_item_bytes`` before anything of it is allocated."""
+        if self.max_item_bytes is None:
+            return
+        key = (input_size, output_size)
+        nbytes = self._item_bytes.get(key)
+        if nbytes is None:
+            cfg = self.config.replace(output_size=output_size)
+            pixel = 1 if self.input_dtype == "uint8" else 4
+            nbytes = 3 * input_size[0] * input_size[1] * pixel + sum(
+                int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in cfg.spec().values())
+            self._item_bytes[key] = nbytes
+        if nbytes > self.max_item_bytes:
+            raise ValueError(
+                f"image id={ann.image_id} ({ann.file_name!r}): its item would take "
+                f"{nbytes / 2 ** 20:.0f} MiB (input {input_size[0]}x{input_size[1]}, output "
+                f"{output_size[0]}x{output_size[1]}): expected at most max_item_bytes="
+                f"{self.max_item_bytes} ({self.max_item_bytes / 2 ** 20:.0f} MiB); raise "
+                "max_item_bytes (None: no limit) or resize the image")
 
     def _image_size(self, ann: ImageAnnotations, image: np.ndarray | None) -> tuple[int, int]:
         if image is not None:

@@ -6,6 +6,8 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,6 +350,15 @@ def _catalogue():
     pose = MultiPoseConfig(output_size=(16, 16), num_joints=3, flip_idx=())
     coco = to_coco([person_scene(0, 2)])
 
+    files = Path(tempfile.mkdtemp())
+    (files / "junk.jpg").write_bytes(b"\x00" * 64)
+
+    def item_of(file_name, **kwargs):
+        d = to_coco([person_scene(0, 2)])
+        d["images"][0]["file_name"] = file_name
+        return lambda: CenterNetDataset(CocoDataset(d), pose.replace(num_joints=17),
+                                        image_root=files, **kwargs)[0]
+
     def coco_with(mutate):
         d = _json.loads(_json.dumps(coco))
         mutate(d)
@@ -432,6 +443,12 @@ def _catalogue():
          "reg_hp_offset=False"),
         ("class changed after loading (a remapping subclass)", lambda: _remapped_item(1),
          ValueError, "annotation id=1 (category_id=1): class 1: expected a class index in [0, 1)"),
+        ("file_name leading outside image_root", item_of("../etc/passwd"), ValueError,
+         "file_name='../etc/passwd', which leads outside image_root"),
+        ("an image file that does not decode", item_of("junk.jpg"), ValueError,
+         "exists (64 bytes) but cannot be decoded"),
+        ("an item over max_item_bytes", item_of("junk.jpg", max_item_bytes=1000), ValueError,
+         "expected at most max_item_bytes=1000"),
         ("positions beyond the map in the functional gather", lambda: LF.transpose_and_gather(
             torch.zeros(1, 2, 4, 4), torch.tensor([[16]])), ValueError, "ind holds 16"),
     ]
