@@ -203,3 +203,47 @@ def test_nms_keeps_only_local_maxima_and_topk_orders_by_score():
     assert ys[0].tolist() == [2, 6] and xs[0].tolist() == [2, 6]
     with pytest.raises(ValueError, match="K=100"):
         topk(kept, K=100)
+
+
+def test_joint_assignment_in_blocks_gives_the_same_detections(monkeypatch):
+    import centertargets.decode as D
+
+    g = torch.Generator().manual_seed(3)
+    B, J, H, W, K = 2, 5, 24, 20, 96
+    heads = dict(heat=torch.rand(B, 2, H, W, generator=g), wh=torch.rand(B, 2, H, W) * 9,
+                 kps=torch.randn(B, 2 * J, H, W, generator=g) * 4,
+                 reg=torch.rand(B, 2, H, W, generator=g),
+                 hm_hp=torch.rand(B, J, H, W, generator=g) ** 3,
+                 hp_offset=torch.rand(B, 2, H, W, generator=g))
+    whole = multi_pose_decode(**heads, K=K)                 # one block: B*J*K << _SNAP_BLOCK
+    for block in (B * J * 7, B * J, 1):                     # blocks of 7 and 1 detections
+        monkeypatch.setattr(D, "_SNAP_BLOCK", block)
+        assert torch.equal(multi_pose_decode(**heads, K=K), whole)
+
+
+_BIG_K = r"""
+import resource, torch
+from centertargets.decode import multi_pose_decode
+B, J, H, W = 1, 17, 32, 32
+g = torch.Generator().manual_seed(0)
+heads = dict(heat=torch.rand(B, 1, H, W, generator=g), wh=torch.rand(B, 2, H, W),
+             kps=torch.randn(B, 2 * J, H, W, generator=g), reg=torch.rand(B, 2, H, W),
+             hm_hp=torch.rand(B, J, H, W, generator=g), hp_offset=torch.rand(B, 2, H, W))
+multi_pose_decode(**heads, K=8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+dets = multi_pose_decode(**heads, K=1024)
+print(dets.shape[1], (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_large_k_does_not_take_memory_quadratic_in_k():
+    import subprocess
+    import sys
+
+    # one (1, 17, 1024, 1024, 2) float32 difference alone is 142 MB (the process grew by 272 MB
+    # before blocks); a block of 2^20 distances with its temporaries is about 32 MB
+    res = subprocess.run([sys.executable, "-c", _BIG_K], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    k, grown_mb = (int(v) for v in res.stdout.split())
+    assert k == 1024 and grown_mb < 64, grown_mb
