@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_encode.py
 	$(VENV)/bin/python benchmarks/bench_loss.py
 	$(VENV)/bin/python benchmarks/bench_dataset.py
+	$(VENV)/bin/python benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -44,7 +44,7 @@ from _timing import best_of  # noqa: E402
 from bench_encode import _radius  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           MultiPoseConfig)
+                           MultiPoseConfig, memory)
 from centertargets.augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR,
                                    AugmentParams)
 from centertargets.coco import COCO_CATEGORY_IDS, COCO_FLIP_IDX
@@ -308,6 +308,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-loader", action="store_true", help="skip the DataLoader rows")
     args = ap.parse_args()
+    # The per-sample rows run in this process but stand for a DataLoader worker, which tunes
+    # malloc for itself; a main process is left alone unless asked (bench_memory.py).
+    memory.tune_malloc()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
