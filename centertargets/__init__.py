@@ -16,10 +16,12 @@ except (ImportError, AttributeError) as exc:  # pragma: no cover - exercised in 
 
 from .augment import AugmentConfig, AugmentParams, ColorParams
 from .coco import COCO_CATEGORY_IDS, COCO_FLIP_IDX, CocoDataset
-from .config import CtdetConfig, MultiPoseConfig, RadiusConfig
+from .config import BaseConfig, RadiusConfig
 from .dataset import CenterNetDataset
-from .encoders import Annotations, CtdetEncoder, EncodeReport, MultiPoseEncoder, make_encoder
+from .encoders import Annotations, ClassIndexError, EncodeReport, Encoder
 from .spec import HeadSpec, TargetSpec, head_spec, target_spec
+from .tasks import (CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder, make_encoder,
+                    sample_annotations)
 
 __version__ = "0.1.0"
 
@@ -27,5 +29,6 @@ __all__ = [
     "COCO_FLIP_IDX", "COCO_CATEGORY_IDS", "CtdetConfig", "MultiPoseConfig", "RadiusConfig",
     "AugmentConfig", "AugmentParams", "ColorParams", "CenterNetDataset", "CocoDataset",
     "CtdetEncoder", "MultiPoseEncoder", "EncodeReport", "Annotations", "make_encoder",
+    "BaseConfig", "Encoder", "ClassIndexError", "sample_annotations",
     "TargetSpec", "target_spec", "HeadSpec", "head_spec", "__version__",
 ]

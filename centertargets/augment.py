@@ -18,7 +18,6 @@ from typing import Any, Literal, Mapping, Sequence
 import cv2
 import numpy as np
 
-from .encoders import Annotations
 from .geometry import flip_permutation, get_affine_transform
 from .kernels import image as IK
 from .kernels import transform as TK
@@ -272,23 +271,6 @@ def _readonly(a: Any, dtype: type) -> np.ndarray:
 
 _NO_KEYPOINTS = _readonly(np.zeros((0, 0, 3)), np.float64)
 _NO_KEYPOINTS32 = np.zeros((0, 0, 3), np.float32)
-
-
-def sample_annotations(image: Any, params: AugmentParams, output_size: Sequence[int],
-                       config: Any) -> Annotations:
-    """A COCO image's annotations through a sample's transform, ready for any encoder.
-
-    ``image``: a :class:`~centertargets.coco.ImageAnnotations` (image pixels);
-    ``config``: the encoder's config (its ``flip_idx`` and ``rotation`` for
-    pose).  Keypoints are mapped only for multi_pose configs.
-    """
-    pose = config.task == "multi_pose"
-    boxes, kps = annotations_to_output(
-        image.boxes_xywh, image.width, params, output_size,
-        keypoints=image.keypoints if pose else None,
-        flip_idx=getattr(config, "flip_idx", ()) or (),
-        rotation=getattr(config, "rotation", "centernet"))
-    return Annotations(boxes, image.classes, kps, rotated=pose and params.rot != 0)
 
 
 def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]) -> np.ndarray:

@@ -1,5 +1,8 @@
-"""Frozen, validated configurations: one object drives encoder, loss and decoder.
+"""What every task's config shares: the base class, ``RadiusConfig`` and the validators.
 
+One frozen, validated config drives a task's encoder, loss and decoder; each
+task's own config class (``CtdetConfig``, ``MultiPoseConfig``, ...) lives in
+its unit under :mod:`centertargets.tasks` and derives from :class:`BaseConfig`.
 Sizes are ``(width, height)``; arrays are ``(C, H, W)``.  Every field that
 reproduces an upstream CenterNet quirk defaults to CenterNet's behaviour and
 names the corrected alternative (see the README's quirk table).
@@ -12,16 +15,15 @@ import math
 
 import numpy as np
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, ClassVar, Literal
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .spec import HeadSpec, TargetSpec
+from .spec import HeadSpec, TargetSpec
 
 HeatmapKind = Literal["umich", "msra", "elliptic"]
 RadiusFormula = Literal["centernet", "corrected"]
 OverflowPolicy = Literal["drop", "error"]
 
-def _fail(owner: str, name: str, value: Any, expected: str) -> None:
+def fail(owner: str, name: str, value: Any, expected: str) -> None:
     raise ValueError(f"{owner}.{name}={value!r}: expected {expected}")
 
 
@@ -30,40 +32,40 @@ def _fail(owner: str, name: str, value: Any, expected: str) -> None:
 MAX_OUTPUT_SIDE = 1 << 24
 
 
-def _int(owner: str, name: str, value: Any, expected: str) -> int:
+def as_int(owner: str, name: str, value: Any, expected: str) -> int:
     """``value`` as an int (Python or numpy integers; not bools, not floats)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        _fail(owner, name, value, expected)
+        fail(owner, name, value, expected)
     return int(value)
 
 
-def _check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    v = _int(owner, name, value, "an int")
+def check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    v = as_int(owner, name, value, "an int")
     if v < lo or (hi is not None and v > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        _fail(owner, name, value, f"an int {rng}")
+        fail(owner, name, value, f"an int {rng}")
     return v
 
 
-def _check_bool(owner: str, name: str, value: Any) -> None:
+def check_bool(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        _fail(owner, name, value, "True or False")
+        fail(owner, name, value, "True or False")
 
 
-def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
-        _fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
+        fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
-def _check_pos_float(owner: str, name: str, value: Any, hi: float | None = None,
+def check_pos_float(owner: str, name: str, value: Any, hi: float | None = None,
                      why: str = "") -> float:
     ok = not isinstance(value, (bool, np.bool_)) and \
         isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) \
         and value > 0
     if not ok:
-        _fail(owner, name, value, "a finite number > 0")
+        fail(owner, name, value, "a finite number > 0")
     if hi is not None and value > hi:
-        _fail(owner, name, value, f"a number in (0, {hi:g}]{why}")
+        fail(owner, name, value, f"a number in (0, {hi:g}]{why}")
     return float(value)
 
 
@@ -73,12 +75,12 @@ def _output_size(owner: str, value: Any) -> tuple[int, int]:
     try:
         w, h = value
     except (TypeError, ValueError):
-        _fail(owner, "output_size", value, "(width, height) of two ints")
+        fail(owner, "output_size", value, "(width, height) of two ints")
     sizes = []
     for v in (w, h):
-        n = _int(owner, "output_size", v, "(width, height) of two ints >= 1")
+        n = as_int(owner, "output_size", v, "(width, height) of two ints >= 1")
         if n < 1 or n > MAX_OUTPUT_SIDE:
-            _fail(owner, "output_size", value, f"(width, height) of ints in [1, {MAX_OUTPUT_SIDE}]"
+            fail(owner, "output_size", value, f"(width, height) of ints in [1, {MAX_OUTPUT_SIDE}]"
                   " (float32 coordinates are exact up to 2^24)")
         sizes.append(n)
     return (sizes[0], sizes[1])
@@ -99,18 +101,25 @@ class RadiusConfig:
     min_radius: int = 0
 
     def __post_init__(self) -> None:
-        _check_choice("RadiusConfig", "formula", self.formula, ("centernet", "corrected"))
+        check_choice("RadiusConfig", "formula", self.formula, ("centernet", "corrected"))
         mo = self.min_overlap
         if isinstance(mo, (bool, np.bool_)) or not isinstance(mo, (int, float, np.integer,
                                                                   np.floating)) or not 0 < mo < 1:
-            _fail("RadiusConfig", "min_overlap", mo, "a number strictly between 0 and 1")
+            fail("RadiusConfig", "min_overlap", mo, "a number strictly between 0 and 1")
         object.__setattr__(self, "min_overlap", float(mo))
-        object.__setattr__(self, "min_radius", _check_int("RadiusConfig", "min_radius",
+        object.__setattr__(self, "min_radius", check_int("RadiusConfig", "min_radius",
                                                           self.min_radius, 0, MAX_OUTPUT_SIDE))
 
 
 @dataclass(frozen=True)
-class _BaseConfig:
+class BaseConfig:
+    """The fields every task's config has (see a task's config for their meaning).
+
+    Subclasses set ``task`` (the unit's name), call :meth:`_validate_common`
+    in ``__post_init__``, and implement :meth:`spec` and :meth:`head_spec`.
+    """
+
+    task: ClassVar[str] = ""
     output_size: tuple[int, int] = (128, 128)
     max_objs: int = 128
     num_classes: int = 80
@@ -126,28 +135,28 @@ class _BaseConfig:
         owner = type(self).__name__
         object.__setattr__(self, "output_size", _output_size(owner, self.output_size))
         side = max(self.output_size)
-        object.__setattr__(self, "max_objs", _check_int(owner, "max_objs", self.max_objs, 1,
+        object.__setattr__(self, "max_objs", check_int(owner, "max_objs", self.max_objs, 1,
                                                         1 << 20))
-        object.__setattr__(self, "num_classes", _check_int(owner, "num_classes",
+        object.__setattr__(self, "num_classes", check_int(owner, "num_classes",
                                                            self.num_classes, 1, 1 << 16))
-        _check_bool(owner, "reg_offset", self.reg_offset)
-        _check_choice(owner, "heatmap", self.heatmap, ("umich", "msra", "elliptic"))
-        object.__setattr__(self, "msra_sigma", _check_pos_float(
+        check_bool(owner, "reg_offset", self.reg_offset)
+        check_choice(owner, "heatmap", self.heatmap, ("umich", "msra", "elliptic"))
+        object.__setattr__(self, "msra_sigma", check_pos_float(
             owner, "msra_sigma", self.msra_sigma, float(min(side, 512)),
             " (a wider Gaussian than the map, or than 512, only costs memory)"))
         if self.heatmap == "msra" and (self.msra_sigma < 1 or not self.msra_sigma.is_integer()):
-            _fail(owner, "msra_sigma", self.msra_sigma,
+            fail(owner, "msra_sigma", self.msra_sigma,
                   "an integer >= 1 with heatmap='msra': upstream's draw_msra_gaussian truncates "
                   "3 * sigma with int(), so a fractional sigma puts less than 1.0 at the centre "
                   "and a sigma below 1 can move the peak off 'ind' or draw nothing")
-        object.__setattr__(self, "elliptic_alpha", _check_pos_float(
+        object.__setattr__(self, "elliptic_alpha", check_pos_float(
             owner, "elliptic_alpha", self.elliptic_alpha, 10.0, " (TTFNet uses 0.54)"))
         if not isinstance(self.radius, RadiusConfig):
-            _fail(owner, "radius", self.radius, "a RadiusConfig")
+            fail(owner, "radius", self.radius, "a RadiusConfig")
         if self.radius.min_radius > side:
-            _fail(owner, "radius", self.radius, f"min_radius <= {side}, the map's larger side")
-        _check_choice(owner, "overflow", self.overflow, ("drop", "error"))
-        _check_bool(owner, "with_cat", self.with_cat)
+            fail(owner, "radius", self.radius, f"min_radius <= {side}, the map's larger side")
+        check_choice(owner, "overflow", self.overflow, ("drop", "error"))
+        check_bool(owner, "with_cat", self.with_cat)
 
     @property
     def width(self) -> int:
@@ -159,21 +168,25 @@ class _BaseConfig:
         """Output (heatmap) height in pixels."""
         return self.output_size[1]
 
-    def spec(self) -> dict[str, "TargetSpec"]:
+    def spec(self) -> dict[str, TargetSpec]:
         """Every target this config produces: name -> :class:`~centertargets.spec.TargetSpec`."""
-        from .spec import target_spec
+        raise NotImplementedError
 
-        return target_spec(self)
-
-    def head_spec(self) -> dict[str, "HeadSpec"]:
+    def head_spec(self) -> dict[str, HeadSpec]:
         """Every network output head this config needs: name -> :class:`~centertargets.spec.HeadSpec`.
 
         Losses, decoders and examples read the heads from here; build a model's
         last layers from it (``channels``, ``init_bias``).
         """
-        from .spec import head_spec
+        raise NotImplementedError
 
-        return head_spec(self)
+    def describe(self) -> str:
+        """A short description for error messages (type, sizes and what shapes the targets)."""
+        extra = "".join(f", {k}={getattr(self, k)}" for k in self._describe_fields)
+        return (f"{type(self).__name__}(output_size={self.output_size}, "
+                f"num_classes={self.num_classes}, max_objs={self.max_objs}{extra})")
+
+    _describe_fields: ClassVar[tuple[str, ...]] = ()
 
     def heads(self) -> dict[str, int]:
         """Head name -> channels, CenterNet's ``opt.heads`` (e.g. ``{"hm": 1, "wh": 2, "hps": 34, ...}``)."""
@@ -182,124 +195,3 @@ class _BaseConfig:
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class CtdetConfig(_BaseConfig):
-    """Everything that shapes CenterNet's object-detection (``ctdet``) targets.
-
-    Parameters
-    ----------
-    output_size : (width, height) of the output heatmap; CenterNet: input / 4.
-    num_classes : C, channels of ``hm`` (COCO: 80).
-    max_objs : M, slots in the per-object targets (CenterNet ctdet: 128).
-    reg_offset : produce ``reg``, the sub-pixel centre offset.
-    cat_spec_wh : per-class size targets ``cat_spec_wh`` / ``cat_spec_mask`` instead of ``wh``.
-    dense_wh : dense size maps ``dense_wh`` / ``dense_wh_mask`` instead of ``wh``.
-    heatmap : ``"umich"`` (CenterNet default, radius from the box), ``"msra"``
-        (fixed ``msra_sigma``, CenterNet's ``--mse_loss``), or ``"elliptic"``
-        (TTFNet: sigmas from ``elliptic_alpha`` times the box sides).
-    msra_sigma : sigma of the MSRA Gaussian (CenterNet's ``hm_gauss``).
-    radius : :class:`RadiusConfig`.
-    overflow : ``"drop"`` objects beyond ``max_objs`` (CenterNet, but counted in
-        the report) or ``"error"``.
-    with_cat : also return ``cat`` (M,) int64, the class of each slot (not a
-        CenterNet target; the "fast" focal loss reads positives with it).
-    """
-
-    cat_spec_wh: bool = False
-    dense_wh: bool = False
-
-    def __post_init__(self) -> None:
-        self._validate_common()
-        _check_bool("CtdetConfig", "cat_spec_wh", self.cat_spec_wh)
-        _check_bool("CtdetConfig", "dense_wh", self.dense_wh)
-        if self.cat_spec_wh and self.dense_wh:
-            _fail("CtdetConfig", "dense_wh", True,
-                  "False when cat_spec_wh=True (the two replace 'wh' in different ways)")
-        if self.dense_wh and self.heatmap == "msra" and float(self.msra_sigma) != int(self.msra_sigma):
-            _fail("CtdetConfig", "msra_sigma", self.msra_sigma,
-                  "an integer when dense_wh=True (it is the dense window radius)")
-
-    @property
-    def task(self) -> str:
-        return "ctdet"
-
-
-@dataclass(frozen=True)
-class MultiPoseConfig(_BaseConfig):
-    """Everything that shapes CenterNet's multi-person pose (``multi_pose``) targets.
-
-    Parameters beyond :class:`CtdetConfig`'s
-    -----------------------------------------
-    num_joints : J (COCO: 17).
-    max_objs : M (CenterNet multi_pose: 32).  num_classes defaults to 1.
-    hm_hp : produce ``hm_hp``, one heatmap per joint.
-    reg_hp_offset : produce ``hp_offset`` / ``hp_ind`` / ``hp_mask``.
-    dense_hp : ``dense_hps`` / ``dense_hps_mask`` maps instead of ``hps`` / ``hps_mask``.
-    no_keypoints : persons with no labelled keypoint.  ``"centernet"``: their
-        centre stays a positive (1.0) in ``hm`` and ``reg_mask`` is 0;
-        ``"ignore"``: their centre is 0.9999 (neither positive nor a weighted
-        negative for the focal loss) and ``reg_mask`` is 0.
-    rotation : ``"centernet"``: with rotation, boxes use the unrotated
-        transform, joints the rotated one, then ``hm`` is set to 0.9999 and
-        ``reg_mask``/``hps_mask`` are zeroed; ``"corners"``: the box is the
-        hull of its 4 rotated corners and the targets are kept.
-    occluded_joints : ``"centernet"`` draws ``v=1`` (labelled, occluded)
-        joints in ``hm_hp`` like visible ones; ``"ignore_in_hm_hp"`` leaves
-        them out of ``hm_hp`` (CenterTrack's choice) but keeps their offsets.
-    flip_idx : left/right joint pairs swapped by a horizontal flip; None
-        (default): from the data (``CenterNetDataset`` takes them from the
-        COCO file's keypoint names, none when the names have no left/right
-        pairs).  COCO's are :data:`centertargets.coco.COCO_FLIP_IDX`.
-    """
-
-    max_objs: int = 32
-    num_classes: int = 1
-    num_joints: int = 17
-    hm_hp: bool = True
-    reg_hp_offset: bool = True
-    dense_hp: bool = False
-    no_keypoints: Literal["centernet", "ignore"] = "centernet"
-    rotation: Literal["centernet", "corners"] = "centernet"
-    occluded_joints: Literal["centernet", "ignore_in_hm_hp"] = "centernet"
-    flip_idx: tuple[tuple[int, int], ...] | None = None
-
-    def __post_init__(self) -> None:
-        self._validate_common()
-        owner = "MultiPoseConfig"
-        object.__setattr__(self, "num_joints", _check_int(owner, "num_joints", self.num_joints,
-                                                          1, 4096))
-        for name in ("hm_hp", "reg_hp_offset", "dense_hp"):
-            _check_bool(owner, name, getattr(self, name))
-        _check_choice(owner, "no_keypoints", self.no_keypoints, ("centernet", "ignore"))
-        _check_choice(owner, "rotation", self.rotation, ("centernet", "corners"))
-        _check_choice(owner, "occluded_joints", self.occluded_joints,
-                      ("centernet", "ignore_in_hm_hp"))
-        if self.flip_idx is not None:
-            self._check_flip_idx()
-        if self.dense_hp and self.heatmap == "msra" and float(self.msra_sigma) != int(self.msra_sigma):
-            _fail(owner, "msra_sigma", self.msra_sigma,
-                  "an integer when dense_hp=True (it is the dense window radius)")
-
-    def _check_flip_idx(self) -> None:
-        owner = "MultiPoseConfig"
-        try:
-            pairs = tuple((int(a), int(b)) for a, b in self.flip_idx)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            _fail(owner, "flip_idx", self.flip_idx, "a sequence of (left, right) joint pairs")
-        seen: set[int] = set()
-        for a, b in pairs:
-            if not (0 <= a < self.num_joints and 0 <= b < self.num_joints) or a == b \
-                    or a in seen or b in seen:
-                _fail(owner, "flip_idx", self.flip_idx,
-                      f"disjoint pairs of distinct joint indices in [0, {self.num_joints})")
-            seen.update((a, b))
-        object.__setattr__(self, "flip_idx", pairs)
-
-    @property
-    def task(self) -> str:
-        return "multi_pose"
-
-
-Config = CtdetConfig | MultiPoseConfig

@@ -21,16 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from . import images, worker
+from . import images, tasks, worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
                       AugmentParams, annotations_to_output, check_image, color_meta,
                       network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
-from .encoders import ClassIndexError, EncodeReport, make_encoder
+from .encoders import ClassIndexError, EncodeReport
 
 
 #: A pickle up to this size goes through the worker-start pipe without blocking (64 KiB buffer).
 _PIPE_BYTES = 60_000
+
+
+def _empty_image(coco: CocoDataset) -> ImageAnnotations:
+    """An image with no annotations, of the file's joint count: the constructor's warm-up."""
+    J = coco.num_joints
+    return ImageAnnotations(image_id=-1, file_name="", width=1, height=1,
+                            boxes_xywh=np.zeros((0, 4)), category_ids=np.zeros(0, np.int64),
+                            classes=np.zeros(0, np.int64),
+                            keypoints=np.zeros((0, J, 3)) if J else None,
+                            iscrowd=np.zeros(0, bool), ann_ids=np.zeros(0, np.int64))
 
 
 def _fits_in_shared_memory(nbytes: int) -> bool:
@@ -127,15 +137,8 @@ class CenterNetDataset:
         if not isinstance(coco, CocoDataset):
             raise TypeError(f"coco is {type(coco).__name__}: expected a CocoDataset "
                             "(CocoDataset.load(path))")
-        if config.task == "multi_pose":
-            if coco.num_joints != config.num_joints:
-                raise ValueError(f"the COCO file has {coco.num_joints} keypoints per person: "
-                                 f"expected config.num_joints={config.num_joints}")
-            if config.flip_idx is None:
-                config = config.replace(flip_idx=coco.flip_idx)
-        if coco.num_classes > config.num_classes:
-            raise ValueError(f"the COCO file has {coco.num_classes} categories: expected at most "
-                             f"config.num_classes={config.num_classes}")
+        self.unit = tasks.unit_of(config)
+        config = self.unit.adapt(config, coco)
         self.coco = coco
         self.config = config
         self.down_ratio = int(down_ratio)
@@ -149,7 +152,7 @@ class CenterNetDataset:
         self.eig_val, self.eig_vec = np.asarray(eig_val, np.float32), np.asarray(eig_vec,
                                                                                  np.float32)
         if train_filter is None:
-            train_filter = self.augment.train and config.task == "multi_pose"
+            train_filter = self.augment.train and self.unit.train_filter
         self.train_filter = bool(train_filter)
         if input_dtype not in ("float32", "uint8"):
             raise ValueError(f"input_dtype={input_dtype!r}: expected 'float32' or 'uint8'")
@@ -168,9 +171,9 @@ class CenterNetDataset:
         self._encoders: dict[tuple[int, int], Any] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
-        J = getattr(config, "num_joints", 0)         # warm-up: compile (or load) the kernels now
-        self._targets(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros((0, J, 3)), 1,
-                      AugmentParams((0.0, 0.0), 1.0), tuple(config.output_size))
+        # warm-up: compile (or load) the kernels now, through the item path, on no objects
+        self._targets(_empty_image(coco), AugmentParams((0.0, 0.0), 1.0),
+                      tuple(config.output_size))
 
     # -- epoch, shared with workers ------------------------------------------------------------
     @property
@@ -263,8 +266,7 @@ class CenterNetDataset:
         self.check_size(ann, inp_size, out_size)
         item: dict[str, Any]
         try:
-            item, stats, status = self._targets(ann.boxes_xywh, ann.classes, ann.keypoints, iw,
-                                                params, out_size)
+            item, stats, status = self._targets(ann, params, out_size)
         except ClassIndexError as exc:
             raise ValueError(
                 f"image id={ann.image_id} ({ann.file_name!r}), annotation id="
@@ -294,22 +296,17 @@ class CenterNetDataset:
         return item
 
     # -- pieces ----------------------------------------------------------------------------------
-    def _targets(self, boxes_xywh: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
-                 image_width: int, params: AugmentParams, out_size: tuple[int, int]
+    def _targets(self, ann: ImageAnnotations, params: AugmentParams, out_size: tuple[int, int]
                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Targets, stats and status of one image's COCO arrays under ``params``.
 
-        The arrays were checked when the file was loaded, and its classes against the
-        config: they go straight to the compiled transform and encoder, which is what
-        ``sample_annotations`` + ``encode_annotations`` do after checking them again.
+        The arrays were checked when the file was loaded: the task unit maps them
+        (``prepared``) and the encoder takes them unchecked (``encode_prepared``),
+        which is what ``sample_annotations`` + ``encode_annotations`` do after
+        checking them again; the kernels still check every class.
         """
-        pose = self.config.task == "multi_pose"
-        boxes, kps = annotations_to_output(
-            boxes_xywh, image_width, params, out_size, keypoints=keypoints if pose else None,
-            flip_idx=self.config.flip_idx if pose else (),
-            rotation=getattr(self.config, "rotation", "centernet"))
-        return self.encoder(out_size)._encode(boxes, np.array(classes, np.int64), kps,
-                                              pose and params.rot != 0)
+        a = self.unit.prepared(ann, params, out_size, self.config)
+        return self.encoder(out_size).encode_prepared(a)
 
     def encoder(self, output_size: tuple[int, int]) -> Any:
         """The encoder for an output size (one per size, built once)."""
@@ -318,7 +315,7 @@ class CenterNetDataset:
         if enc is None:
             cfg = self.config if key == tuple(self.config.output_size) else \
                 self.config.replace(output_size=key)
-            enc = self._encoders[key] = make_encoder(cfg)
+            enc = self._encoders[key] = tasks.make_encoder(cfg)
         return enc
 
     def image_path(self, ann: ImageAnnotations) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
-    from .config import CtdetConfig, MultiPoseConfig
+    from .tasks import CtdetConfig, MultiPoseConfig
 
 
 def _torch():
@@ -278,7 +278,7 @@ class _Decoder:
         "heatmap"``) get a sigmoid unless ``apply_sigmoid=False``; MSRA
         heatmaps are regressed and never do.
         """
-        from .spec import check_head, describe_config
+        from .spec import check_head
 
         if isinstance(outputs, (list, tuple)):
             if not outputs:
@@ -288,7 +288,7 @@ class _Decoder:
         got: dict[str, "Tensor"] = {}
         B = None
         for name, head in self.heads.items():
-            t = check_head(outputs, head, B, describe_config(self.config))
+            t = check_head(outputs, head, B, self.config.describe())
             B = t.shape[0]
             t = t.detach()
             if head.kind == "heatmap" and self.apply_sigmoid:

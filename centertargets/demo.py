@@ -26,7 +26,7 @@ import numpy as np
 
 from .augment import AugmentConfig
 from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, CocoDataset
-from .config import MultiPoseConfig
+from .tasks import MultiPoseConfig
 from .dataset import CenterNetDataset
 from .synthetic import person_scene, to_coco
 
@@ -147,7 +147,7 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
 
     from losses import MultiPoseLoss
 
-    from .cli import audit, print_audit
+    from .audit import audit, print_audit
     from .decode import MultiPoseDecoder, detections_to_image, multi_pose_decode, oracle_outputs
     from .visualize import network_input_to_rgb, render_detections, render_targets, save_png
 

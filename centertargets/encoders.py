@@ -1,5 +1,7 @@
-"""Encoders: boxes and keypoints in output-map pixels -> CenterNet's target dict.
+"""What every task's encoder shares: ``Encoder``, ``Annotations``, ``EncodeReport``, input checks.
 
+Each task's encoder (``CtdetEncoder``, ``MultiPoseEncoder``, ...) lives in its
+unit under :mod:`centertargets.tasks` and derives from :class:`Encoder`.
 Dimensions used below: N objects given, M = ``max_objs`` slots, C classes,
 J joints, H x W the output map.  Inputs are in OUTPUT-map coordinates (the
 image already transformed by the sample's affine matrix, see
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import CtdetConfig, MultiPoseConfig, _BaseConfig
+from .config import BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
 from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, msra_patch, patch_table,
@@ -125,7 +127,7 @@ class Annotations:
     keypoints : (N, J, 3) float32 x, y, v, or None (detection, or no keypoints).
     rotated : the sample was rotated (CenterNet's pose quirk, see ``MultiPoseConfig.rotation``).
 
-    :func:`centertargets.augment.sample_annotations` makes one from a COCO
+    :func:`centertargets.tasks.sample_annotations` makes one from a COCO
     image's annotations and a sample's :class:`~centertargets.AugmentParams`.
     """
 
@@ -180,7 +182,7 @@ class Annotations:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), kps)
 
 
-def _numeric(a: object, name: str) -> np.ndarray:
+def as_numeric(a: object, name: str) -> np.ndarray:
     """``a`` as a real numeric numpy array, or an error naming ``name`` and what was given."""
     if hasattr(a, "detach") and hasattr(a, "cpu"):          # a torch tensor (any dtype, grad)
         t = a.detach().cpu()
@@ -198,20 +200,20 @@ def _numeric(a: object, name: str) -> np.ndarray:
     return arr
 
 
-def _kernel_array(a: np.ndarray, dtype: type) -> np.ndarray:
+def kernel_array(a: np.ndarray, dtype: type) -> np.ndarray:
     """``a`` as a C-contiguous, writeable array of ``dtype``: the one array type the kernels are
     compiled for (numba compiles read-only arrays separately, for seconds)."""
     arr = np.ascontiguousarray(a, dtype=dtype)
     return arr if arr.flags.writeable else arr.copy()
 
 
-def _as_boxes(boxes: object) -> np.ndarray:
-    raw = _numeric(boxes, "boxes")
+def check_boxes(boxes: object) -> np.ndarray:
+    raw = as_numeric(boxes, "boxes")
     if raw.size == 0 and (raw.ndim < 2 or raw.shape[-1] in (0, 4)) and raw.shape[:1] in ((0,), ()):
         return np.zeros((0, 4), dtype=np.float32)
     if raw.ndim != 2 or raw.shape[1] != 4:
         raise ValueError(f"boxes has shape {raw.shape}: expected (N, 4) rows of x1, y1, x2, y2")
-    b = _kernel_array(raw, np.float32)
+    b = kernel_array(raw, np.float32)
     i, code = V.check_boxes(b)
     if code == V.NOT_FINITE:
         raise ValueError(f"boxes[{i}]={raw[i].tolist()}: expected finite coordinates")
@@ -221,13 +223,13 @@ def _as_boxes(boxes: object) -> np.ndarray:
     return b
 
 
-def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
+def check_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
     if classes is None:
         if num_classes != 1:
             raise ValueError(f"classes=None: expected an (N,) array of class indices "
                              f"when num_classes={num_classes}")
         return np.zeros(n, dtype=np.int64)
-    c = _numeric(classes, "classes")
+    c = as_numeric(classes, "classes")
     if c.size == 0 and n == 0:
         return np.zeros(0, dtype=np.int64)
     if c.shape != (n,):
@@ -239,14 +241,14 @@ def _as_classes(classes: object, n: int, num_classes: int) -> np.ndarray:
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"classes[{i}]={c[i].item()!r}: expected a class index, an integer in "
                          f"[0, {num_classes})")
-    return _kernel_array(c, np.int64)
+    return kernel_array(c, np.int64)
 
 
-def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
-    raw = _numeric(keypoints, "keypoints")
+def check_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
+    raw = as_numeric(keypoints, "keypoints")
     if n == 0 and raw.size == 0 and (raw.ndim < 3 or raw.shape[1:] == (num_joints, 3)):
         return np.zeros((0, num_joints, 3), dtype=np.float32)
-    k = _kernel_array(raw, np.float32)
+    k = kernel_array(raw, np.float32)
     if k.ndim == 2 and k.shape == (n, num_joints * 3):
         k = k.reshape(n, num_joints, 3)
     if k.shape != (n, num_joints, 3):
@@ -265,7 +267,7 @@ def _as_keypoints(keypoints: object, n: int, num_joints: int) -> np.ndarray:
 _PARAMS: dict[Any, tuple[tuple[str, ...], frozenset[str], Any]] = {}
 
 
-def _call(kernel: Any, **named: Any) -> Any:
+def call_kernel(kernel: Any, **named: Any) -> Any:
     """Call a numba kernel with every argument named, passed positionally in its order.
 
     The fused kernels take 27 and 36 arguments, several of them neighbouring
@@ -285,11 +287,21 @@ def _call(kernel: Any, **named: Any) -> Any:
     return kernel(*in_order(named))
 
 
-class _Encoder:
-    config: _BaseConfig
-    _config_type: type = _BaseConfig
+class Encoder:
+    """A task's encoder: annotations in output-map pixels -> its targets and a report.
 
-    def __init__(self, config: _BaseConfig) -> None:
+    Every task's encoder takes :class:`Annotations` through the same two
+    methods: :meth:`encode_annotations` checks them first;
+    :meth:`encode_prepared` takes them as they are (already checked and of the
+    kernels' array types), the fast path :class:`~centertargets.CenterNetDataset`
+    uses for a COCO file's arrays, which were checked when the file was loaded.
+    A task's encoder adds its own convenience ``encode(...)``.
+    """
+
+    config: BaseConfig
+    _config_type: type = BaseConfig
+
+    def __init__(self, config: BaseConfig) -> None:
         if not isinstance(config, self._config_type):
             raise TypeError(f"config is {type(config).__name__}: expected a "
                             f"{self._config_type.__name__}")
@@ -357,172 +369,52 @@ class _Encoder:
             raise ValueError(f"{n} objects given: expected at most max_objs="
                              f"{self.config.max_objs} (overflow='error')")
 
-    def _encode(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
-                rotated: bool, out: dict[str, np.ndarray] | None = None
-                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Targets, stats and status from arrays already checked and of the kernels' types.
+    def encode_annotations(self, annotations: Annotations,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """Targets for one sample and an :class:`EncodeReport`; the annotations are checked.
 
-        ``boxes`` float32 (N, 4), ``classes`` int64 (N,) in range, ``keypoints``
-        float32 (N, J, 3) with COCO visibilities (multi_pose), all C-contiguous
-        and writeable.  :class:`~centertargets.CenterNetDataset` calls this with
-        the arrays of :func:`~centertargets.augment.annotations_to_output` and
-        its COCO file's checked classes; the public methods check first.
+        ``out``: optional dict of preallocated buffers (``spec`` shapes and
+        dtypes); they are zeroed and filled, and returned.
         """
-        n = len(boxes)
-        if len(classes) != n or (keypoints is not None and len(keypoints) != n):
-            raise ValueError(f"{n} boxes, {len(classes)} classes and "
-                             f"{'no' if keypoints is None else len(keypoints)} keypoint rows: "
-                             "expected one class (and one keypoint row) per box")
+        t, stats, status = self.encode_prepared(self._checked(annotations), out)
+        return t, EncodeReport.from_kernel(stats, status)
+
+    def encode_prepared(self, annotations: Annotations, out: dict[str, np.ndarray] | None = None
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Targets, the kernel's stats (int64, ``K.NSTATS``) and status (int8 (N,)), unchecked.
+
+        The fast path for arrays already checked and of the kernels' types:
+        ``boxes`` float32 (N, 4), ``classes`` int64 (N,), keypoints (when the
+        task has them) float32 (N, J, 3), all C-contiguous and writeable, as
+        the task unit's ``prepared`` returns them for a COCO file's arrays.
+        The kernels still check every class against the map (a
+        :class:`ClassIndexError`, never a write outside ``hm``).
+        """
+        a = annotations
+        n = len(a.boxes)
+        classes = a.classes
+        if classes is None or len(classes) != n or (a.keypoints is not None
+                                                    and len(a.keypoints) != n):
+            raise ValueError(f"{n} boxes, {'no' if classes is None else len(classes)} classes "
+                             f"and {'no' if a.keypoints is None else len(a.keypoints)} keypoint "
+                             "rows: expected one class (and one keypoint row) per box")
         self._check_overflow(n)
         t = self._outputs(out)
         stats = np.zeros(K.NSTATS, np.int64)
         status = np.zeros(n, np.int8)
-        self._run(boxes, classes, keypoints, rotated, t, stats, status)
+        self._run(a, t, stats, status)
         if stats[K.S_BAD_CLASS]:         # the kernel checked every class and encoded nothing
             i = int(np.flatnonzero(status == K.ST_BAD_CLASS)[0])
             raise ClassIndexError(i, int(classes[i]), self.config.num_classes)
         self._write_cat(t, classes, status)
         return t, stats, status
 
-    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
-             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
-             ) -> None:
+    def _checked(self, annotations: Annotations) -> Annotations:
+        """``annotations`` checked (errors name the field) and as the kernels' array types."""
         raise NotImplementedError
 
-
-class CtdetEncoder(_Encoder):
-    """CenterNet object-detection targets from boxes in output-map pixels.
-
-    >>> enc = CtdetEncoder(CtdetConfig(output_size=(128, 128), num_classes=80))
-    >>> t = enc.encode(boxes, classes)   # boxes (N, 4) x1, y1, x2, y2; classes (N,)
-
-    Returned keys (see :func:`centertargets.spec.target_spec`): ``hm`` (C,H,W)
-    f32, ``reg_mask`` (M,) u8, ``ind`` (M,) i64, ``wh`` (M,2) f32 (or
-    ``cat_spec_wh``/``cat_spec_mask`` (M,2C), or ``dense_wh``/``dense_wh_mask``
-    (2,H,W)), ``reg`` (M,2) f32.
-    """
-
-    config: CtdetConfig
-    _config_type = CtdetConfig
-
-    def encode(self, boxes: np.ndarray, classes: np.ndarray,
-               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Targets for one sample; see :meth:`encode_with_report`."""
-        return self.encode_with_report(boxes, classes, out=out)[0]
-
-    def encode_annotations(self, annotations: Annotations,
-                           out: dict[str, np.ndarray] | None = None
-                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
-        """:meth:`encode_with_report` of an :class:`Annotations` (keypoints are ignored)."""
-        return self.encode_with_report(annotations.boxes, annotations.classes, out=out)
-
-    def encode_with_report(self, boxes: np.ndarray, classes: np.ndarray,
-                           out: dict[str, np.ndarray] | None = None
-                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
-        """Targets for one sample, and an :class:`EncodeReport` of what was left out.
-
-        Parameters
-        ----------
-        boxes : (N, 4) float, x1, y1, x2, y2 in output-map pixels.
-        classes : (N,) int in ``[0, num_classes)``.
-        out : optional dict of preallocated buffers (``spec`` shapes and
-            dtypes); they are zeroed and filled, and returned.
-        """
-        b = _as_boxes(boxes)
-        c = _as_classes(classes, len(b), self.config.num_classes)
-        t, stats, status = self._encode(b, c, None, False, out)
-        return t, EncodeReport.from_kernel(stats, status)
-
-    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
-             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
-             ) -> None:
-        off = self._off
-        _call(K.encode_ctdet, boxes=boxes, classes=classes, **self._heat,
-              hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
-              reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
-              cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
-              dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
-              write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
-              stats=stats, status=status)
-
-
-class MultiPoseEncoder(_Encoder):
-    """CenterNet multi-person pose targets from boxes and keypoints in output-map pixels.
-
-    >>> enc = MultiPoseEncoder(MultiPoseConfig(output_size=(128, 128), num_joints=17))
-    >>> t = enc.encode(boxes, keypoints)   # boxes (N, 4); keypoints (N, J, 3) x, y, v
-
-    Returned keys: ``hm`` (C,H,W), ``reg_mask`` (M,), ``ind`` (M,), ``wh``
-    (M,2), ``hps``/``hps_mask`` (M,2J) (or ``dense_hps``/``dense_hps_mask``
-    (2J,H,W)), ``reg`` (M,2), ``hm_hp`` (J,H,W), ``hp_offset`` (M*J,2),
-    ``hp_ind``/``hp_mask`` (M*J,).
-    """
-
-    config: MultiPoseConfig
-    _config_type = MultiPoseConfig
-
-    def encode(self, boxes: np.ndarray, keypoints: np.ndarray, classes: np.ndarray | None = None,
-               *, rotated: bool = False,
-               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Targets for one sample; see :meth:`encode_with_report`."""
-        return self.encode_with_report(boxes, keypoints, classes, rotated=rotated, out=out)[0]
-
-    def encode_annotations(self, annotations: Annotations,
-                           out: dict[str, np.ndarray] | None = None
-                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
-        """:meth:`encode_with_report` of an :class:`Annotations`; no keypoints: all unlabelled."""
-        a = annotations
-        kps = a.keypoints if a.keypoints is not None else \
-            np.zeros((len(np.asarray(a.boxes).reshape(-1, 4)), self.config.num_joints, 3),
-                     np.float32)
-        return self.encode_with_report(a.boxes, kps, a.classes, rotated=a.rotated, out=out)
-
-    def encode_with_report(self, boxes: np.ndarray, keypoints: np.ndarray,
-                           classes: np.ndarray | None = None, *, rotated: bool = False,
-                           out: dict[str, np.ndarray] | None = None
-                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
-        """Targets for one sample, and an :class:`EncodeReport` of what was left out.
-
-        Parameters
-        ----------
-        boxes : (N, 4) float, x1, y1, x2, y2 in output-map pixels.
-        keypoints : (N, J, 3) float, x, y in output-map pixels and COCO
-            visibility v (0 not labelled, 1 occluded, 2 visible).
-        classes : (N,) int, or None when ``num_classes == 1``.
-        rotated : the sample was rotated.  With ``rotation="centernet"`` this
-            reproduces upstream: degenerate boxes are still encoded, ``hm`` is
-            0.9999 everywhere and ``reg_mask``/``hps_mask`` are zeroed.
-            Ignored with ``rotation="corners"``.
-        out : optional dict of preallocated buffers, zeroed and filled.
-        """
-        cfg = self.config
-        b = _as_boxes(boxes)
-        kp = _as_keypoints(keypoints, len(b), cfg.num_joints)
-        c = _as_classes(classes, len(b), cfg.num_classes)
-        t, stats, status = self._encode(b, c, kp, rotated, out)
-        return t, EncodeReport.from_kernel(stats, status)
-
-    def _run(self, boxes: np.ndarray, classes: np.ndarray, keypoints: np.ndarray | None,
-             rotated: bool, t: dict[str, np.ndarray], stats: np.ndarray, status: np.ndarray
-             ) -> None:
-        cfg = self.config
-        off = self._off
-        _call(K.encode_multi_pose, boxes=boxes, classes=classes, kps=keypoints, **self._heat,
-              no_keypoints=K.NOKPS_IGNORE if cfg.no_keypoints == "ignore" else K.NOKPS_CENTERNET,
-              ignore_occluded_in_hm_hp=cfg.occluded_joints == "ignore_in_hm_hp",
-              rotated_quirk=bool(rotated) and cfg.rotation == "centernet",
-              hm=t["hm"], wh=t["wh"], reg=t.get("reg", off["f2"]), ind=t["ind"],
-              reg_mask=t["reg_mask"], hps=t.get("hps", off["f2"]),
-              hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t.get("hm_hp", off["f3"]),
-              hp_offset=t.get("hp_offset", off["f2"]), hp_ind=t.get("hp_ind", off["i1"]),
-              hp_mask=t.get("hp_mask", off["i1"]), dense_hps=t.get("dense_hps"),
-              dense_hps_mask=t.get("dense_hps_mask"),
-              write_reg="reg" in t, write_hps="hps" in t, write_hm_hp="hm_hp" in t,
-              write_hp_offset="hp_offset" in t, stats=stats, status=status)
-
-
-def make_encoder(config: CtdetConfig | MultiPoseConfig) -> CtdetEncoder | MultiPoseEncoder:
-    """The encoder for ``config``'s task."""
-    if isinstance(config, MultiPoseConfig):
-        return MultiPoseEncoder(config)
-    return CtdetEncoder(config)
+    def _run(self, a: Annotations, t: dict[str, np.ndarray], stats: np.ndarray,
+             status: np.ndarray) -> None:
+        """Call the task's kernel with every argument named (:func:`call_kernel`)."""
+        raise NotImplementedError

@@ -1,19 +1,18 @@
-"""Target names -> shape and dtype, and output heads -> channels, derived from a config.
+"""Target names -> shape and dtype, and output heads -> channels: the types and builders.
 
-Names, shapes and dtypes are CenterNet's, so a CenterNet training loop takes
-the targets unchanged.  Symbols: C classes, J joints, M = ``max_objs``,
-H x W the output map.
+Each task unit (:mod:`centertargets.tasks`) lists its own targets and heads
+with :class:`Targets` and :class:`Heads`; ``config.spec()`` and
+``config.head_spec()`` return them.  Names, shapes and dtypes are CenterNet's,
+so a CenterNet training loop takes the targets unchanged.  Symbols: C
+classes, J joints, M = ``max_objs``, H x W the output map.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .config import CtdetConfig, MultiPoseConfig
 
 
 @dataclass(frozen=True)
@@ -56,62 +55,27 @@ _DOCS = {
 }
 
 
-def _mk(name: str, shape: tuple[int, ...], dtype: np.dtype) -> TargetSpec:
-    return TargetSpec(name, tuple(int(s) for s in shape), dtype, _DOCS[name])
+F32, U8, I64 = _F32, _U8, _I64
 
 
-def target_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, TargetSpec]:
-    """Every target ``config`` produces, in CenterNet's order, with shape and dtype.
+class Targets:
+    """Builds a task's ``{name: TargetSpec}`` in order: ``t.add("hm", (C, H, W), F32)``.
 
-    ctdet: ``hm (C,H,W) f32, reg_mask (M,) u8, ind (M,) i64`` and ``wh (M,2)
-    f32`` or ``cat_spec_wh/cat_spec_mask (M,2C) f32/u8`` or ``dense_wh/
-    dense_wh_mask (2,H,W) f32``, plus ``reg (M,2) f32``.
-    multi_pose: ``hm, reg_mask, ind, wh`` and ``hps (M,2J) f32 / hps_mask
-    (M,2J) u8`` or ``dense_hps/dense_hps_mask (2J,H,W) f32``, plus ``reg``,
-    ``hm_hp (J,H,W) f32``, ``hp_offset (M*J,2) f32, hp_ind (M*J,) i64,
-    hp_mask (M*J,) i64``.
+    ``doc`` defaults to the shared description of CenterNet's target names.
     """
-    W, H = config.output_size
-    C, M = config.num_classes, config.max_objs
-    out: dict[str, TargetSpec] = {}
 
-    def add(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        out[name] = _mk(name, shape, dtype)
+    def __init__(self) -> None:
+        self.out: dict[str, TargetSpec] = {}
 
-    add("hm", (C, H, W), _F32)
-    add("reg_mask", (M,), _U8)
-    add("ind", (M,), _I64)
-    if config.with_cat:
-        add("cat", (M,), _I64)
-    if config.task == "ctdet":
-        if config.dense_wh:
-            add("dense_wh", (2, H, W), _F32)
-            add("dense_wh_mask", (2, H, W), _F32)
-        elif config.cat_spec_wh:
-            add("cat_spec_wh", (M, 2 * C), _F32)
-            add("cat_spec_mask", (M, 2 * C), _U8)
-        else:
-            add("wh", (M, 2), _F32)
-        if config.reg_offset:
-            add("reg", (M, 2), _F32)
-        return out
-    J = config.num_joints
-    add("wh", (M, 2), _F32)
-    if config.dense_hp:
-        add("dense_hps", (2 * J, H, W), _F32)
-        add("dense_hps_mask", (2 * J, H, W), _F32)
-    else:
-        add("hps", (M, 2 * J), _F32)
-        add("hps_mask", (M, 2 * J), _U8)
-    if config.reg_offset:
-        add("reg", (M, 2), _F32)
-    if config.hm_hp:
-        add("hm_hp", (J, H, W), _F32)
-    if config.reg_hp_offset:
-        add("hp_offset", (M * J, 2), _F32)
-        add("hp_ind", (M * J,), _I64)
-        add("hp_mask", (M * J,), _I64)
-    return out
+    def add(self, name: str, shape: tuple[int, ...], dtype: np.dtype, doc: str | None = None
+            ) -> None:
+        self.out[name] = TargetSpec(name, tuple(int(v) for v in shape), np.dtype(dtype),
+                                    _DOCS[name] if doc is None else doc)
+
+
+def target_spec(config: Any) -> dict[str, TargetSpec]:
+    """Every target ``config`` produces, in CenterNet's order: ``config.spec()``."""
+    return config.spec()
 
 
 #: CenterNet's initial bias of heatmap heads trained with the focal loss:
@@ -151,13 +115,6 @@ class HeadSpec:
         return (batch, self.channels, H, W)
 
 
-def describe_config(config: "CtdetConfig | MultiPoseConfig") -> str:
-    """A short description of a config for error messages."""
-    extra = f", num_joints={config.num_joints}" if config.task == "multi_pose" else ""
-    return (f"{type(config).__name__}(output_size={config.output_size}, "
-            f"num_classes={config.num_classes}, max_objs={config.max_objs}{extra})")
-
-
 def check_head(outputs: Any, head: HeadSpec, batch: int | None = None, context: str = "") -> Any:
     """``outputs[head.name]``, checked to be a floating (B, channels, H, W) torch tensor.
 
@@ -189,60 +146,32 @@ def check_head(outputs: Any, head: HeadSpec, batch: int | None = None, context: 
     return t
 
 
-def head_spec(config: "CtdetConfig | MultiPoseConfig") -> dict[str, HeadSpec]:
-    """Every output head ``config`` needs, in CenterNet's order: name -> :class:`HeadSpec`.
+class Heads:
+    """Builds a task's ``{name: HeadSpec}`` in order, for an output map of ``output_size``."""
 
-    ctdet: ``hm`` (C), ``wh`` (2, or 2C with ``cat_spec_wh``), ``reg`` (2) with
-    ``reg_offset``.  multi_pose: ``hm`` (C), ``wh`` (2), ``hps`` (2J), ``reg`` (2)
-    with ``reg_offset``, ``hm_hp`` (J) with ``hm_hp``, ``hp_offset`` (2) with
-    ``reg_hp_offset``.  The channels are CenterNet's ``opt.heads``; every head
-    is (B, channels, H, W) at the output size.
-    """
-    C = config.num_classes
-    msra = config.heatmap == "msra"
-    out: dict[str, HeadSpec] = {}
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        self.output_size = output_size
+        self.out: dict[str, HeadSpec] = {}
 
-    def add(name: str, channels: int, kind: str, loss: str, targets: tuple[str, ...],
+    def add(self, name: str, channels: int, kind: str, loss: str, targets: tuple[str, ...],
             doc: str) -> None:
-        out[name] = HeadSpec(name, int(channels), kind, loss, targets,  # type: ignore[arg-type]
-                             doc, config.output_size)
+        self.out[name] = HeadSpec(name, int(channels), kind, loss, targets,  # type: ignore[arg-type]
+                                  doc, self.output_size)
 
-    def heatmap(name: str, channels: int, regressed: bool, what: str) -> None:
-        if regressed:           # MSRA heatmaps: raw values trained with MSE
-            add(name, channels, "regression", "mse", (name,), f"{what}, regressed with MSE "
-                "(no sigmoid)")
+    def heatmap(self, name: str, channels: int, regressed: bool, what: str) -> None:
+        """A heatmap head: logits under the focal loss, or raw values under MSE (MSRA maps)."""
+        if regressed:
+            self.add(name, channels, "regression", "mse", (name,),
+                     f"{what}, regressed with MSE (no sigmoid)")
         else:
-            add(name, channels, "heatmap", "focal", (name,), f"{what}, logits")
+            self.add(name, channels, "heatmap", "focal", (name,), f"{what}, logits")
 
-    def per_object(name: str, targets: tuple[str, ...], doc: str, channels: int = 2) -> None:
-        add(name, channels, "regression", "l1 at ind", targets, doc + ", read at ind")
+    def per_object(self, name: str, targets: tuple[str, ...], doc: str, channels: int = 2
+                   ) -> None:
+        """A regression head read at each object's ``ind``."""
+        self.add(name, channels, "regression", "l1 at ind", targets, doc + ", read at ind")
 
-    if config.task == "ctdet":
-        heatmap("hm", C, msra, "centre heatmap per class")
-        if config.dense_wh:
-            add("wh", 2, "regression", "dense l1", ("dense_wh", "dense_wh_mask"),
-                "box size at every pixel, weighted by the centre heatmap")
-        elif config.cat_spec_wh:
-            per_object("wh", ("cat_spec_wh", "cat_spec_mask"),
-                       "box size per class (columns 2c, 2c+1)", 2 * C)
-        else:
-            per_object("wh", ("wh", "reg_mask"), "box size")
-    else:
-        J = config.num_joints
-        heatmap("hm", C, False, "person-centre heatmap")      # upstream: focal even with MSRA
-        per_object("wh", ("wh", "reg_mask"), "box size")
-        if config.dense_hp:
-            add("hps", 2 * J, "regression", "dense l1", ("dense_hps", "dense_hps_mask"),
-                "joint vectors from the centre at every pixel, weighted by the centre heatmap")
-        else:
-            per_object("hps", ("hps", "hps_mask"), "joint vectors (dx, dy) from the integer "
-                       "centre", 2 * J)
-    if config.reg_offset:
-        per_object("reg", ("reg", "reg_mask"), "sub-pixel centre offset")
-    if config.task == "multi_pose":
-        if config.hm_hp:
-            heatmap("hm_hp", config.num_joints, msra, "joint heatmaps")
-        if config.reg_hp_offset:
-            add("hp_offset", 2, "regression", "l1 at hp_ind", ("hp_offset", "hp_mask"),
-                "sub-pixel joint offset read at hp_ind")
-    return out
+
+def head_spec(config: Any) -> dict[str, HeadSpec]:
+    """Every output head ``config`` needs, in CenterNet's order: ``config.head_spec()``."""
+    return config.head_spec()

@@ -18,8 +18,8 @@ from typing import Literal, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from centertargets.config import CtdetConfig, MultiPoseConfig
-from centertargets.spec import check_head, describe_config as _describe
+from centertargets.spec import check_head
+from centertargets.tasks import CtdetConfig, MultiPoseConfig, unit_of
 
 from . import functional as LF
 
@@ -133,7 +133,7 @@ class _CenterNetLoss(nn.Module):
         B = None
         for name in needed:
             if name not in batch:
-                raise ValueError(f"batch has no {name!r}: expected it from {_describe(cfg)} "
+                raise ValueError(f"batch has no {name!r}: expected it from {cfg.describe()} "
                                  f"(batch keys: {sorted(batch)})")
             t = batch[name]
             want = self._spec[name].shape
@@ -147,7 +147,7 @@ class _CenterNetLoss(nn.Module):
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise ValueError(f"batch[{name!r}] has shape {got}: expected "
                                  f"({'B' if B is None else B}, {', '.join(map(str, want))}) "
-                                 f"from {_describe(cfg)}")
+                                 f"from {cfg.describe()}")
             B = t.shape[0]
         if B == 0:
             raise ValueError("batch holds 0 samples: expected at least one (B >= 1)")
@@ -155,7 +155,7 @@ class _CenterNetLoss(nn.Module):
 
     def check_output(self, output: Mapping[str, Tensor], name: str, B: int) -> Tensor:
         """The head ``name`` of ``output``, checked against the config's :class:`HeadSpec`."""
-        return check_head(output, self.heads[name], B, _describe(self.config))
+        return check_head(output, self.heads[name], B, self.config.describe())
 
     # -- pieces ---------------------------------------------------------------------------------
     def _focal(self, name: str, logits: Tensor, gt: Tensor, ind: Tensor | None = None,
@@ -391,7 +391,5 @@ class MultiPoseLoss(_CenterNetLoss):
 
 def make_loss(config: CtdetConfig | MultiPoseConfig,
               options: LossOptions | None = None) -> CtdetLoss | MultiPoseLoss:
-    """The loss module for ``config``'s task."""
-    if isinstance(config, MultiPoseConfig):
-        return MultiPoseLoss(config, options)
-    return CtdetLoss(config, options)
+    """The loss module of ``config``'s task (its unit names it)."""
+    return unit_of(config).loss_class()(config, options)

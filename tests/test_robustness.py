@@ -14,7 +14,7 @@ import pytest
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
-from centertargets.kernels import encode as K
+from centertargets.tasks.multi_pose import encode_multi_pose
 from centertargets.synthetic import person_scene, to_coco
 
 from conftest import ROOT
@@ -192,14 +192,14 @@ def test_a_class_far_past_the_map_is_refused_not_a_crash():
 
 
 def test_the_kernels_refuse_a_bad_class_in_any_slot_and_write_nothing():
-    from centertargets.encoders import ClassIndexError, CtdetEncoder
+    from centertargets import Annotations, ClassIndexError, CtdetEncoder
 
     enc = CtdetEncoder(CtdetConfig(output_size=(16, 16), num_classes=2, max_objs=2))
     boxes = np.array([[1, 1, 6, 6], [2, 2, 9, 9], [3, 3, 8, 8]], np.float32)
     for classes, bad in (([0, 2, 1], 1), ([0, 1, -7], 2), ([9, 0, 0], 0)):   # slot 2: dropped
         out = {k: s.zeros() + 3 for k, s in enc.spec.items()}
         with pytest.raises(ClassIndexError) as info:
-            enc._encode(boxes, np.array(classes, np.int64), None, False, out=out)
+            enc.encode_prepared(Annotations(boxes, np.array(classes, np.int64)), out=out)
         assert info.value.index == bad and info.value.value == classes[bad]
         assert out["hm"].max() == 0 and out["reg_mask"].max() == 0    # zeroed, nothing drawn
 
@@ -242,13 +242,13 @@ def test_unpickled_encoders_and_read_only_inputs_reuse_the_compiled_kernel(rng):
     boxes = np.array([[2, 2, 12, 14]], np.float32)
     kps = np.ones((1, 17, 3), np.float32)
     want = enc.encode(boxes, kps)
-    n_sigs = len(K.encode_multi_pose.signatures)
+    n_sigs = len(encode_multi_pose.signatures)
     back = pickle.loads(pickle.dumps(enc))
     assert not back._heat["table"].flags.writeable           # the process's read-only tables
     boxes.flags.writeable = False
     kps.flags.writeable = False
     got = back.encode(boxes, kps)
-    assert len(K.encode_multi_pose.signatures) == n_sigs      # nothing compiled anew
+    assert len(encode_multi_pose.signatures) == n_sigs      # nothing compiled anew
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
 

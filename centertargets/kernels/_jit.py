@@ -128,10 +128,12 @@ class _SealedCacheFile(caching.IndexDataCacheFile):
 
 
 def _warn_once(folder: str, what: str) -> None:
+    """One warning per process (the first folder found damaged); every folder is recorded."""
     if folder not in RESET_CACHES:
         RESET_CACHES.append(folder)
-        warnings.warn(f"centertargets: the numba cache in {folder} {what}", RuntimeWarning,
-                      stacklevel=3)
+        if len(RESET_CACHES) == 1:
+            warnings.warn(f"centertargets: the numba cache in {folder} {what}", RuntimeWarning,
+                          stacklevel=3)
 
 
 def _guard_cache(dispatcher: Any) -> None:

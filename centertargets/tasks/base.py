@@ -1,0 +1,159 @@
+"""What a task unit is: the one interface through which shared code reaches a task.
+
+A task (ctdet, multi_pose, ...) is one module under ``centertargets/tasks/``
+holding its config, target and head specs, encoder and kernel, how a COCO
+image's annotations become its arrays (and how a flip changes them), and the
+names of its loss and decoder on the torch side.  The module defines a
+:class:`TaskUnit` subclass and registers one instance with :func:`register`;
+``centertargets/tasks/__init__.py`` imports the task modules and is the only
+place that lists them.  The dataset, the CLI, ``compare`` and ``compat`` ask
+the registry (:func:`unit_of`, :func:`get`) and never test a task's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..augment import AugmentParams
+    from ..coco import CocoDataset, ImageAnnotations
+    from ..encoders import Annotations, Encoder
+
+__all__ = ["TaskUnit", "register", "get", "unit_of", "names", "for_coco", "decode_unit"]
+
+
+class TaskUnit:
+    """One task's hooks.  Subclasses set the class attributes and override what differs.
+
+    Class attributes
+    ----------------
+    name : the task's name (upstream's ``--task``), e.g. ``"ctdet"``.
+    config_type : its frozen config class (``config.task == name``).
+    encoder_type : its encoder class (``encoder_type(config)``).
+    loss, decoder : ``"module:Class"`` of its torch loss and decoder, imported on request.
+    decode_kinds : the ``kind`` of the reference decoder fixtures it answers.
+    specificity : when a COCO file fits several tasks, the highest wins (the CLI's default).
+    train_filter : keep only images with annotations when training (upstream's pose set).
+    """
+
+    name: ClassVar[str]
+    config_type: ClassVar[type]
+    encoder_type: ClassVar[type]
+    loss: ClassVar[str]
+    decoder: ClassVar[str]
+    decode_kinds: ClassVar[tuple[str, ...]] = ()
+    specificity: ClassVar[int] = 0
+    train_filter: ClassVar[bool] = False
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (get, (self.name,))          # the registered instance in the receiving process
+
+    # -- data -------------------------------------------------------------------------------------
+    def fits(self, coco: "CocoDataset") -> bool:
+        """Whether a COCO file carries what this task needs."""
+        return True
+
+    def config_for_coco(self, coco: "CocoDataset", output_size: tuple[int, int],
+                        max_objs: int | None = None) -> Any:
+        """A config fitting ``coco`` (classes, joints, flip pairs from the file)."""
+        raise NotImplementedError
+
+    def adapt(self, config: Any, coco: "CocoDataset") -> Any:
+        """``config`` checked against a COCO file and completed from it (``CenterNetDataset``)."""
+        if coco.num_classes > config.num_classes:
+            raise ValueError(f"the COCO file has {coco.num_classes} categories: expected at most "
+                             f"config.num_classes={config.num_classes}")
+        return config
+
+    def prepared(self, image: "ImageAnnotations", params: "AugmentParams",
+                 output_size: tuple[int, int], config: Any) -> "Annotations":
+        """A COCO image's checked arrays through a sample's flip and affine transform, in
+        output-map pixels and of the kernels' types: what :meth:`Encoder.encode_prepared`
+        takes."""
+        raise NotImplementedError
+
+    # -- report -----------------------------------------------------------------------------------
+    def audit_rows(self, totals: Mapping[str, int]) -> list[tuple[str, int, str]]:
+        """Task-specific rows of ``centertargets audit``: ``(label, count, "objects" |
+        "keypoints" | "")``."""
+        return []
+
+    # -- upstream's fixtures (compat, compare) ----------------------------------------------------
+    def config_from_meta(self, meta: Mapping[str, Any], common: dict[str, Any]) -> Any:
+        """The config of a reference fixture (``common``: the options every task shares)."""
+        raise NotImplementedError
+
+    def loss_fixture_meta(self, targets: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Meta keys a loss fixture's targets imply beyond the shared ones (e.g. joints)."""
+        return {}
+
+    def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
+                                                               list[int] | None]:
+        """``(categories, category_ids)`` of the one-image COCO file of a fixture's scene."""
+        raise NotImplementedError
+
+    def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+                       ) -> tuple[Any, dict[str, np.ndarray]]:
+        """``(decoder, head arrays)`` that replay a reference decoder fixture."""
+        raise NotImplementedError
+
+    # -- torch side ---------------------------------------------------------------------------------
+    def loss_class(self) -> type:
+        return _load(self.loss)
+
+    def decoder_class(self) -> type:
+        return _load(self.decoder)
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_UNITS: dict[str, TaskUnit] = {}
+
+
+def register(unit: TaskUnit) -> TaskUnit:
+    """Register a task unit under its ``name`` (once)."""
+    if unit.name in _UNITS:
+        raise ValueError(f"task {unit.name!r} is registered twice")
+    _UNITS[unit.name] = unit
+    return unit
+
+
+def names() -> tuple[str, ...]:
+    """The registered tasks' names."""
+    return tuple(_UNITS)
+
+
+def get(name: str) -> TaskUnit:
+    """The unit of task ``name``."""
+    try:
+        return _UNITS[name]
+    except KeyError:
+        raise ValueError(f"task {name!r}: expected one of {sorted(_UNITS)}") from None
+
+
+def unit_of(config: Any) -> TaskUnit:
+    """The unit of a config (by its ``task``)."""
+    task = getattr(config, "task", None)
+    if not isinstance(task, str) or task not in _UNITS:
+        raise TypeError(f"config is {type(config).__name__}: expected the config of a task "
+                        f"({', '.join(u.config_type.__name__ for u in _UNITS.values())})")
+    return _UNITS[task]
+
+
+def for_coco(coco: "CocoDataset") -> TaskUnit:
+    """The most specific task a COCO file fits (multi_pose for a file with keypoints)."""
+    return max((u for u in _UNITS.values() if u.fits(coco)), key=lambda u: u.specificity)
+
+
+def decode_unit(kind: str) -> TaskUnit | None:
+    """The unit answering reference decoder fixtures of ``kind``, or None."""
+    for u in _UNITS.values():
+        if kind in u.decode_kinds:
+            return u
+    return None

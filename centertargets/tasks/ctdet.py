@@ -1,0 +1,287 @@
+"""The ``ctdet`` task: CenterNet's object detection (upstream's ``CTDetDataset``).
+
+One object per COCO annotation: a Gaussian peak per class in ``hm`` at the
+box centre, the box size (``wh``, or per class, or dense) and the sub-pixel
+centre offset ``reg``.  Loss: :class:`losses.CtdetLoss`; decoder:
+:class:`centertargets.decode.CtdetDecoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
+
+from ..augment import annotations_to_output
+from ..config import BaseConfig, check_bool, fail
+from ..encoders import Annotations, EncodeReport, Encoder, call_kernel, check_boxes, check_classes
+from ..kernels._jit import jit
+from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERATE, ST_ENCODED,
+                              clipped_box, draw_peak, start_objects, window_radius)
+from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
+from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from .base import TaskUnit, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..augment import AugmentParams
+    from ..coco import CocoDataset, ImageAnnotations
+
+__all__ = ["CtdetConfig", "CtdetEncoder", "encode_ctdet"]
+
+
+@dataclass(frozen=True)
+class CtdetConfig(BaseConfig):
+    """Everything that shapes CenterNet's object-detection (``ctdet``) targets.
+
+    Parameters
+    ----------
+    output_size : (width, height) of the output heatmap; CenterNet: input / 4.
+    num_classes : C, channels of ``hm`` (COCO: 80).
+    max_objs : M, slots in the per-object targets (CenterNet ctdet: 128).
+    reg_offset : produce ``reg``, the sub-pixel centre offset.
+    cat_spec_wh : per-class size targets ``cat_spec_wh`` / ``cat_spec_mask`` instead of ``wh``.
+    dense_wh : dense size maps ``dense_wh`` / ``dense_wh_mask`` instead of ``wh``.
+    heatmap : ``"umich"`` (CenterNet default, radius from the box), ``"msra"``
+        (fixed ``msra_sigma``, CenterNet's ``--mse_loss``), or ``"elliptic"``
+        (TTFNet: sigmas from ``elliptic_alpha`` times the box sides).
+    msra_sigma : sigma of the MSRA Gaussian (CenterNet's ``hm_gauss``).
+    radius : :class:`RadiusConfig`.
+    overflow : ``"drop"`` objects beyond ``max_objs`` (CenterNet, but counted in
+        the report) or ``"error"``.
+    with_cat : also return ``cat`` (M,) int64, the class of each slot (not a
+        CenterNet target; the "fast" focal loss reads positives with it).
+    """
+
+    cat_spec_wh: bool = False
+    dense_wh: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate_common()
+        check_bool("CtdetConfig", "cat_spec_wh", self.cat_spec_wh)
+        check_bool("CtdetConfig", "dense_wh", self.dense_wh)
+        if self.cat_spec_wh and self.dense_wh:
+            fail("CtdetConfig", "dense_wh", True,
+                  "False when cat_spec_wh=True (the two replace 'wh' in different ways)")
+        if self.dense_wh and self.heatmap == "msra" and float(self.msra_sigma) != int(self.msra_sigma):
+            fail("CtdetConfig", "msra_sigma", self.msra_sigma,
+                  "an integer when dense_wh=True (it is the dense window radius)")
+
+    task: ClassVar[str] = "ctdet"
+    _describe_fields: ClassVar[tuple[str, ...]] = ()
+
+    def spec(self) -> dict[str, TargetSpec]:
+        """ctdet: ``hm (C,H,W) f32, reg_mask (M,) u8, ind (M,) i64`` and ``wh (M,2) f32``
+        or ``cat_spec_wh/cat_spec_mask (M,2C) f32/u8`` or ``dense_wh/dense_wh_mask
+        (2,H,W) f32``, plus ``reg (M,2) f32``."""
+        W, H = self.output_size
+        C, M = self.num_classes, self.max_objs
+        t = Targets()
+        t.add("hm", (C, H, W), F32)
+        t.add("reg_mask", (M,), U8)
+        t.add("ind", (M,), I64)
+        if self.with_cat:
+            t.add("cat", (M,), I64)
+        if self.dense_wh:
+            t.add("dense_wh", (2, H, W), F32)
+            t.add("dense_wh_mask", (2, H, W), F32)
+        elif self.cat_spec_wh:
+            t.add("cat_spec_wh", (M, 2 * C), F32)
+            t.add("cat_spec_mask", (M, 2 * C), U8)
+        else:
+            t.add("wh", (M, 2), F32)
+        if self.reg_offset:
+            t.add("reg", (M, 2), F32)
+        return t.out
+
+    def head_spec(self) -> dict[str, HeadSpec]:
+        """ctdet: ``hm`` (C), ``wh`` (2, or 2C with ``cat_spec_wh``), ``reg`` (2) with
+        ``reg_offset``; each (B, channels, H, W), CenterNet's ``opt.heads``."""
+        h = Heads(self.output_size)
+        h.heatmap("hm", self.num_classes, self.heatmap == "msra", "centre heatmap per class")
+        if self.dense_wh:
+            h.add("wh", 2, "regression", "dense l1", ("dense_wh", "dense_wh_mask"),
+                  "box size at every pixel, weighted by the centre heatmap")
+        elif self.cat_spec_wh:
+            h.per_object("wh", ("cat_spec_wh", "cat_spec_mask"),
+                         "box size per class (columns 2c, 2c+1)", 2 * self.num_classes)
+        else:
+            h.per_object("wh", ("wh", "reg_mask"), "box size")
+        if self.reg_offset:
+            h.per_object("reg", ("reg", "reg_mask"), "sub-pixel centre offset")
+        return h.out
+
+
+@jit
+def encode_ctdet(boxes, classes,
+                 msra_sigma, msra, radius_formula, min_overlap, min_radius, elliptic_alpha,
+                 table, table32,
+                 hm, wh, reg, ind, reg_mask, cat_spec_wh, cat_spec_mask, dense_wh, dense_wh_mask,
+                 write_wh, write_reg, write_cat_spec,
+                 stats, status):
+    """CenterNet ``CTDetDataset`` targets for one sample.
+
+    Called through :func:`centertargets.encoders.call_kernel` with every argument named.
+
+    Parameters
+    ----------
+    boxes : float32 (N, 4), x1, y1, x2, y2 in output pixels.
+    classes : int64 (N,), class indices in [0, C).
+    msra_sigma : float, sigma of the MSRA Gaussian.
+    msra : float32 2-D, the precomputed MSRA window for ``msra_sigma``, or None
+        (not the MSRA heatmap).
+    radius_formula : int, ``RADIUS_CENTERNET`` or ``RADIUS_CORRECTED``.
+    min_overlap : float, the radius' IoU target.
+    min_radius : int, lower bound on the radius.
+    elliptic_alpha : float, TTFNet's alpha for the elliptic Gaussian, or None
+        (not the elliptic heatmap).
+    table, table32 : precomputed umich patches (float64 and float32).
+    hm : float32 (C, H, W), written.
+    wh, reg : float32 (M, 2), written when ``write_wh`` / ``write_reg``.
+    ind : int64 (M,); reg_mask : uint8 (M,), written.
+    cat_spec_wh : float32 (M, 2C); cat_spec_mask : uint8 (M, 2C), when ``write_cat_spec``.
+    dense_wh, dense_wh_mask : float32 (2, H, W), or None (no dense head).
+    write_wh, write_reg, write_cat_spec : bool, which of those heads exist
+        (an absent head is an empty array of the same dtype and ndim).
+    stats : int64 (NSTATS,), counts, written; status : int8 (N,), per object, written.
+    """
+    C, H, W = hm.shape
+    nobj = start_objects(boxes, classes, hm.shape[0], ind.shape[0], stats, status)
+    value = np.zeros(2, dtype=np.float32)
+    for k in range(nobj):
+        w, h, ctx, cty = clipped_box(boxes, k, W, H)
+        if not (h > 0 and w > 0):
+            status[k] = ST_DEGENERATE
+            stats[S_DEGENERATE] += 1
+            continue
+        cls = classes[k]
+        radius = window_radius(h, w, msra, msra_sigma, radius_formula, min_overlap, min_radius)
+        cx = int(ctx)
+        cy = int(cty)
+        if hm[cls, cy, cx] == 1.0:
+            stats[S_COLLISIONS] += 1
+        draw_peak(hm[cls], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h,
+                   get_patch32(radius, table32))
+        if write_wh:
+            wh[k, 0] = w
+            wh[k, 1] = h
+        ind[k] = cy * W + cx
+        if write_reg:
+            reg[k, 0] = ctx - cx
+            reg[k, 1] = cty - cy
+        reg_mask[k] = 1
+        if write_cat_spec:
+            cat_spec_wh[k, 2 * cls] = w
+            cat_spec_wh[k, 2 * cls + 1] = h
+            cat_spec_mask[k, 2 * cls] = 1
+            cat_spec_mask[k, 2 * cls + 1] = 1
+        if dense_wh is not None:
+            value[0] = w
+            value[1] = h
+            draw_dense_reg(dense_wh, hm, -1, cx, cy, value, radius, False,
+                           get_patch(radius, table))
+        status[k] = ST_ENCODED
+        stats[S_ENCODED] += 1
+    if dense_wh_mask is not None:
+        for y in range(H):
+            for x in range(W):
+                m = hm[0, y, x]
+                for c in range(1, C):
+                    if hm[c, y, x] > m:
+                        m = hm[c, y, x]
+                dense_wh_mask[0, y, x] = m
+                dense_wh_mask[1, y, x] = m
+
+
+class CtdetEncoder(Encoder):
+    """CenterNet object-detection targets from boxes in output-map pixels.
+
+    >>> enc = CtdetEncoder(CtdetConfig(output_size=(128, 128), num_classes=80))
+    >>> t = enc.encode(boxes, classes)   # boxes (N, 4) x1, y1, x2, y2; classes (N,)
+
+    Returned keys (see :meth:`CtdetConfig.spec`): ``hm`` (C,H,W)
+    f32, ``reg_mask`` (M,) u8, ``ind`` (M,) i64, ``wh`` (M,2) f32 (or
+    ``cat_spec_wh``/``cat_spec_mask`` (M,2C), or ``dense_wh``/``dense_wh_mask``
+    (2,H,W)), ``reg`` (M,2) f32.
+    """
+
+    config: CtdetConfig
+    _config_type = CtdetConfig
+
+    def encode(self, boxes: np.ndarray, classes: np.ndarray,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Targets for one sample; see :meth:`encode_with_report`."""
+        return self.encode_with_report(boxes, classes, out=out)[0]
+
+    def encode_with_report(self, boxes: np.ndarray, classes: np.ndarray,
+                           out: dict[str, np.ndarray] | None = None
+                           ) -> tuple[dict[str, np.ndarray], EncodeReport]:
+        """Targets for one sample, and an :class:`EncodeReport` of what was left out.
+
+        Parameters
+        ----------
+        boxes : (N, 4) float, x1, y1, x2, y2 in output-map pixels.
+        classes : (N,) int in ``[0, num_classes)``.
+        out : optional dict of preallocated buffers (``spec`` shapes and
+            dtypes); they are zeroed and filled, and returned.
+        """
+        return self.encode_annotations(Annotations(boxes, classes), out=out)
+
+    def _checked(self, annotations: Annotations) -> Annotations:
+        """Boxes and classes checked; keypoints are not a ctdet input and are ignored."""
+        b = check_boxes(annotations.boxes)
+        return Annotations(b, check_classes(annotations.classes, len(b), self.config.num_classes))
+
+    def _run(self, a: Annotations, t: dict[str, np.ndarray], stats: np.ndarray,
+             status: np.ndarray) -> None:
+        off = self._off
+        call_kernel(encode_ctdet, boxes=a.boxes, classes=a.classes, **self._heat,
+              hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
+              reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
+              cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
+              dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
+              write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
+              stats=stats, status=status)
+
+
+class CtdetUnit(TaskUnit):
+    name = "ctdet"
+    config_type = CtdetConfig
+    encoder_type = CtdetEncoder
+    loss = "losses.centernet:CtdetLoss"
+    decoder = "centertargets.decode:CtdetDecoder"
+    decode_kinds = ("ctdet_decode",)
+    specificity = 0
+
+    def config_for_coco(self, coco: "CocoDataset", output_size: tuple[int, int],
+                        max_objs: int | None = None) -> CtdetConfig:
+        return CtdetConfig(output_size=output_size, num_classes=max(coco.num_classes, 1),
+                           max_objs=max_objs or 128)
+
+    def prepared(self, image: "ImageAnnotations", params: "AugmentParams",
+                 output_size: tuple[int, int], config: Any) -> Annotations:
+        boxes, _ = annotations_to_output(image.boxes_xywh, image.width, params, output_size)
+        return Annotations(boxes, np.array(image.classes, np.int64))
+
+    def config_from_meta(self, meta: Mapping[str, Any], common: dict[str, Any]) -> CtdetConfig:
+        opts = meta.get("options", {})
+        return CtdetConfig(cat_spec_wh=bool(opts.get("cat_spec_wh", False)),
+                           dense_wh=bool(opts.get("dense_wh", False)), **common)
+
+    def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
+                                                               list[int] | None]:
+        ids = [int(c) for c in meta["category_ids"]]
+        return [{"id": c, "name": str(c)} for c in ids], ids
+
+    def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+                       ) -> tuple[Any, dict[str, np.ndarray]]:
+        from ..decode import CtdetDecoder
+
+        B, C, H, W = arrays["heat"].shape
+        cfg = CtdetConfig(output_size=(W, H), num_classes=C, reg_offset="reg" in arrays,
+                          cat_spec_wh=bool(meta.get("cat_spec_wh", False)))
+        heads = {"hm": arrays["heat"], "wh": arrays["wh"], "reg": arrays.get("reg")}
+        return CtdetDecoder(cfg, K=int(meta["K"]), apply_sigmoid=False), heads
+
+
+register(CtdetUnit())
