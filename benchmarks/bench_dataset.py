@@ -219,7 +219,7 @@ def write_dataset(folder: Path, task: str, n_images: int, per_image: int) -> Pat
         scenes = [person_scene(i, num_people=per_image) for i in range(n_images)]
     else:
         scenes = [detection_scene(i, num_objects=per_image) for i in range(n_images)]
-    data = to_coco(scenes, task=task)
+    data = to_coco(scenes, categories="person" if task == "multi_pose" else "coco80")
     rng = np.random.default_rng(0)
     for img in data["images"]:
         pixels = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (9, 9), 3)

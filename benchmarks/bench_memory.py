@@ -54,7 +54,7 @@ if explicit:
     memory.tune_malloc()
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
-    data = to_coco([person_scene(i, num_people=15) for i in range(16)], task="multi_pose")
+    data = to_coco([person_scene(i, num_people=15) for i in range(16)], categories="person")
     rng = np.random.default_rng(0)
     for img in data["images"]:                         # as bench_dataset.py: blurred noise
         pixels = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (9, 9), 3)

@@ -71,8 +71,15 @@ def detection_scene(rng: np.random.Generator | int, num_objects: int = 20,
     return Scene(W, H, boxes, cats.astype(np.int64))
 
 
-def to_coco(scenes: list[Scene], task: str = "multi_pose") -> dict[str, Any]:
-    """A COCO-format dict (``images``, ``annotations``, ``categories``) for ``scenes``."""
+def to_coco(scenes: list[Scene], categories: str = "person") -> dict[str, Any]:
+    """A COCO-format dict (``images``, ``annotations``, ``categories``) for ``scenes``.
+
+    ``categories``: ``"person"`` (COCO's person category with its 17 joints,
+    for :func:`person_scene`) or ``"coco80"`` (COCO's 80 detection category
+    ids, for :func:`detection_scene`).
+    """
+    if categories not in ("person", "coco80"):
+        raise ValueError(f"categories={categories!r}: expected 'person' or 'coco80'")
     images, anns = [], []
     for i, s in enumerate(scenes, start=1):
         images.append({"id": i, "file_name": f"synthetic_{i:06d}.jpg", "width": s.width,
@@ -86,7 +93,7 @@ def to_coco(scenes: list[Scene], task: str = "multi_pose") -> dict[str, Any]:
                 ann["keypoints"] = [float(v) for v in s.keypoints[k].reshape(-1)]
                 ann["num_keypoints"] = int((s.keypoints[k, :, 2] > 0).sum())
             anns.append(ann)
-    if task == "multi_pose":
+    if categories == "person":
         cats = [{"id": 1, "name": "person", "supercategory": "person",
                  "keypoints": list(COCO_KEYPOINT_NAMES),
                  "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON]}]

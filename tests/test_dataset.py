@@ -36,7 +36,7 @@ def test_coco_json_round_trips_the_scenes(pose_json):
 
 
 def test_coco_detection_classes_follow_sorted_category_ids():
-    data = to_coco([detection_scene(0, 10)], task="ctdet")
+    data = to_coco([detection_scene(0, 10)], categories="coco80")
     coco = CocoDataset(data)
     ann = coco[0]
     ids = sorted(c["id"] for c in data["categories"])
@@ -86,7 +86,7 @@ def test_dataloader_with_spawned_workers(pose_json):
 
 def test_dataset_reads_and_warps_images(tmp_path):
     scene = detection_scene(1, 5, image_size=(200, 120))
-    data = to_coco([scene], task="ctdet")
+    data = to_coco([scene], categories="coco80")
     img = np.full((120, 200, 3), 128, np.uint8)
     cv2.imwrite(str(tmp_path / data["images"][0]["file_name"]), img)
     cfg = CtdetConfig(output_size=(32, 32), num_classes=80)

@@ -114,7 +114,7 @@ def test_audit_counts_cut_short_and_unreadable_images(tmp_path, capsys):
 
 
 def test_an_item_over_max_item_bytes_is_refused_before_it_is_allocated(tmp_path):
-    data = to_coco([person_scene(0, num_people=2)], task="ctdet")
+    data = to_coco([person_scene(0, num_people=2)], categories="coco80")
     data["images"][0].update(width=20000, height=20000)
     coco = CocoDataset(data)
     cfg = CtdetConfig(output_size=(128, 128), num_classes=80)

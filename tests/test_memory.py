@@ -21,7 +21,7 @@ from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, MultiPos
 from centertargets.synthetic import person_scene, to_coco
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
-    data = to_coco([person_scene(i, num_people=5) for i in range(4)], task="multi_pose")
+    data = to_coco([person_scene(i, num_people=5) for i in range(4)], categories="person")
     for img in data["images"]:
         cv2.imwrite(str(root / img["file_name"]), np.full((480, 640, 3), 128, np.uint8))
     (root / "a.json").write_text(json.dumps(data))
@@ -96,7 +96,7 @@ class Probe(CenterNetDataset):
 
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
-    data = to_coco([person_scene(i, num_people=5) for i in range(6)], task="multi_pose")
+    data = to_coco([person_scene(i, num_people=5) for i in range(6)], categories="person")
     for img in data["images"]:
         cv2.imwrite(str(root / img["file_name"]), np.full((480, 640, 3), 128, np.uint8))
     ds = Probe(CocoDataset(data), MultiPoseConfig(output_size=(128, 128)),

@@ -213,7 +213,7 @@ def test_scene_fixtures_through_the_dataset_are_bit_exact():
 # --- classes and joint sets ------------------------------------------------------------------------
 
 def test_category_map_fixes_class_indices():
-    data = to_coco([detection_scene(3, 12)], task="ctdet")
+    data = to_coco([detection_scene(3, 12)], categories="coco80")
     used = sorted({a["category_id"] for a in data["annotations"]})
     data["categories"] = [c for c in data["categories"] if c["id"] in used]   # only the used ones
     own = CocoDataset(data)[0]
@@ -281,7 +281,7 @@ def test_other_joint_sets_load_encode_and_go_through_the_cli(tmp_path, capsys):
 # --- image sizes, the train filter -------------------------------------------------------------
 
 def test_missing_image_size_is_read_from_the_image_and_a_wrong_one_is_an_error(tmp_path, rng):
-    data = to_coco([detection_scene(0, 4, image_size=(90, 70))], task="ctdet")
+    data = to_coco([detection_scene(0, 4, image_size=(90, 70))], categories="coco80")
     _write_images(tmp_path, data, rng)
     cfg = CtdetConfig(output_size=(16, 16))
     good = CenterNetDataset(CocoDataset(data), cfg, image_root=tmp_path)[0]
@@ -308,7 +308,7 @@ def test_pose_training_keeps_only_images_with_annotations_like_upstream():
                                 train_filter=False)) == 6
     train = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=True))
     assert [train.annotations(i).image_id for i in range(3)] == [2, 4, 6]
-    det = to_coco([detection_scene(i, num_objects=i % 2) for i in range(4)], task="ctdet")
+    det = to_coco([detection_scene(i, num_objects=i % 2) for i in range(4)], categories="coco80")
     assert len(CenterNetDataset(CocoDataset(det), CtdetConfig(output_size=(16, 16)),
                                 augment=AugmentConfig(train=True))) == 4           # ctdet: all
 

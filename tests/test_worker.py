@@ -46,7 +46,7 @@ class Probe(CenterNetDataset):
 
 def dataset(tmp):
     root = Path(tmp)
-    data = to_coco([person_scene(i, num_people=4) for i in range(4)], task="multi_pose")
+    data = to_coco([person_scene(i, num_people=4) for i in range(4)], categories="person")
     for img in data["images"]:
         cv2.imwrite(str(root / img["file_name"]), np.full((480, 640, 3), 90, np.uint8))
     return Probe(CocoDataset(data), MultiPoseConfig(output_size=(64, 64)),
