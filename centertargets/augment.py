@@ -128,7 +128,10 @@ class AugmentParams:
     ``center`` is in the (already flipped) image's pixels, as CenterNet passes
     it to ``get_affine_transform``; ``scale`` a float or ``(sw, sh)`` (with
     ``keep_res``, kept in float64 as upstream); ``rot`` in degrees;
-    ``color`` a :class:`ColorParams` or None (no colour augmentation).
+    ``color`` a :class:`ColorParams` or None (no colour augmentation);
+    ``center_dtype`` the precision of ``c`` in upstream's transform:
+    ``"float32"`` (ctdet, multi_pose) or ``"float64"`` (exdet), a property of
+    the task that :class:`~centertargets.CenterNetDataset` sets.
     Given the image, these fully determine the sample: see
     ``CenterNetDataset.item(index, params)``.
     """
@@ -138,6 +141,7 @@ class AugmentParams:
     rot: float = 0.0
     flipped: bool = False
     color: ColorParams | None = None
+    center_dtype: Literal["float32", "float64"] = "float32"
 
     def __post_init__(self) -> None:
         try:
@@ -161,6 +165,9 @@ class AugmentParams:
         object.__setattr__(self, "flipped", bool(self.flipped))
         if self.color is not None and not isinstance(self.color, ColorParams):
             raise ValueError(f"AugmentParams.color={self.color!r}: expected ColorParams or None")
+        if self.center_dtype not in ("float32", "float64"):
+            raise ValueError(f"AugmentParams.center_dtype={self.center_dtype!r}: expected "
+                             "'float32' or 'float64'")
 
     @classmethod
     def centered(cls, image_width: int, image_height: int,
@@ -174,7 +181,7 @@ class AugmentParams:
 
     def matrix(self, output_size: Sequence[int], rotated: bool = True) -> np.ndarray:
         """2x3 float64 image -> output matrix (``rotated=False``: with ``rot = 0``)."""
-        return get_affine_transform(np.array(self.center, np.float32), self._scale(),
+        return get_affine_transform(np.array(self.center, self.center_dtype), self._scale(),
                                     self.rot if rotated else 0.0, list(output_size))
 
     def _scale(self) -> float | np.ndarray:

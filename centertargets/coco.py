@@ -19,7 +19,7 @@ import math
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -93,6 +93,9 @@ class ImageAnnotations:
     keypoints : (N, J, 3) float64 ``x, y, v``, or None when the file has none.
     iscrowd : (N,) bool.
     ann_ids : (N,) int64 annotation ids.
+    fields : the task-specific fields made dense with
+        :meth:`CocoDataset.dense_field` (e.g. ``extreme_points`` (N, 4, 2)
+        float64), name -> read-only view.
     """
 
     image_id: int
@@ -105,6 +108,13 @@ class ImageAnnotations:
     keypoints: np.ndarray | None
     iscrowd: np.ndarray
     ann_ids: np.ndarray
+    fields: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+#: Annotation keys the loader reads itself or that never hold per-object numbers for a task.
+_STANDARD_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd",
+                            "keypoints", "num_keypoints", "segmentation", "attributes",
+                            "caption", "ignore"})
 
 
 class CocoDataset:
@@ -237,6 +247,12 @@ class CocoDataset:
         self._keypoints = np.array([_keypoints(a, J) for a in flat], np.float64).reshape(
             n, J, 3) if J else None
         self._iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in flat], bool)
+        # every other per-annotation field, as given: a task makes the ones it needs dense
+        # (dense_field), checked, so that the dataset's workers read arrays, not dicts
+        extra = set().union(*(a.keys() for a in flat)) - _STANDARD_KEYS if flat else set()
+        self._raw_fields: dict[str, list[Any]] = {k: [a.get(k) for a in flat]
+                                                  for k in sorted(extra)}
+        self._dense: dict[str, np.ndarray] = {}
         self._ann_ids = np.array([-1 if a.get("id") is None else int(a["id"]) for a in flat],
                                  np.int64)        # ids were checked as they were read
         for a in (self._boxes, self._category_ids, self._classes, self._keypoints,
@@ -297,7 +313,55 @@ class CocoDataset:
             boxes_xywh=self._boxes[a:b], category_ids=self._category_ids[a:b],
             classes=self._classes[a:b],
             keypoints=None if self._keypoints is None else self._keypoints[a:b],
-            iscrowd=self._iscrowd[a:b], ann_ids=self._ann_ids[a:b])
+            iscrowd=self._iscrowd[a:b], ann_ids=self._ann_ids[a:b],
+            fields={name: arr[a:b] for name, arr in self._dense.items()})
+
+    def empty_image(self) -> ImageAnnotations:
+        """An image with no annotations, with the file's joint count and dense fields."""
+        J = self.num_joints
+        return ImageAnnotations(
+            image_id=-1, file_name="", width=1, height=1, boxes_xywh=self._boxes[:0],
+            category_ids=self._category_ids[:0], classes=self._classes[:0],
+            keypoints=None if self._keypoints is None else self._keypoints[:0].reshape(0, J, 3),
+            iscrowd=self._iscrowd[:0], ann_ids=self._ann_ids[:0],
+            fields={name: arr[:0] for name, arr in self._dense.items()})
+
+    def has_field(self, name: str) -> bool:
+        """Whether any annotation carries ``name`` (beyond the fields the loader reads)."""
+        return name in self._dense or any(v is not None for v in self._raw_fields.get(name, ()))
+
+    def dense_field(self, name: str, shape: tuple[int, ...], what: str = "") -> np.ndarray:
+        """Annotation field ``name`` of every annotation as one float64 ``(N, *shape)`` array.
+
+        Checked once, here: an annotation without the field, of another size
+        or with a value that is not a finite number is a ValueError naming its
+        id (``what`` says what the field holds).  The array is kept, and
+        :meth:`image` returns views of it in ``ImageAnnotations.fields``.
+        """
+        got = self._dense.get(name)
+        if got is not None:
+            if got.shape[1:] != tuple(shape):
+                raise ValueError(f"field {name!r} was made dense with shape {got.shape[1:]}: "
+                                 f"expected {tuple(shape)}")
+            return got
+        raw = self._raw_fields.get(name, [None] * len(self._ann_ids))
+        size = int(np.prod(shape))
+        out = np.empty((len(raw),) + tuple(shape), np.float64)
+        for i, v in enumerate(raw):
+            try:
+                a = np.asarray(v, np.float64).reshape(-1) if v is not None else None
+            except (TypeError, ValueError):
+                a = None
+            if a is None or a.size != size or not np.isfinite(a).all() or \
+                    (np.abs(a) > 1e7).any():
+                shown = repr(v) if len(repr(v)) <= 120 else repr(v)[:117] + "..."
+                raise ValueError(f"annotation id={int(self._ann_ids[i])} {name}={shown}: expected "
+                                 f"{what or f'{size} finite numbers'} (shape {tuple(shape)}, "
+                                 "at most 1e7 in size)")
+            out[i] = a.reshape(shape)
+        out.flags.writeable = False
+        self._dense[name] = out
+        return out
 
 
 def _int_field(entry: Any, key: str, where: str) -> int:

@@ -11,6 +11,7 @@ its image so that detections can be mapped back
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import multiprocessing.context
 import os
@@ -31,16 +32,6 @@ from .encoders import ClassIndexError, EncodeReport
 
 #: A pickle up to this size goes through the worker-start pipe without blocking (64 KiB buffer).
 _PIPE_BYTES = 60_000
-
-
-def _empty_image(coco: CocoDataset) -> ImageAnnotations:
-    """An image with no annotations, of the file's joint count: the constructor's warm-up."""
-    J = coco.num_joints
-    return ImageAnnotations(image_id=-1, file_name="", width=1, height=1,
-                            boxes_xywh=np.zeros((0, 4)), category_ids=np.zeros(0, np.int64),
-                            classes=np.zeros(0, np.int64),
-                            keypoints=np.zeros((0, J, 3)) if J else None,
-                            iscrowd=np.zeros(0, bool), ann_ids=np.zeros(0, np.int64))
 
 
 def _fits_in_shared_memory(nbytes: int) -> bool:
@@ -172,7 +163,7 @@ class CenterNetDataset:
         self._sizes: dict[int, tuple[int, int]] = {}
         self._epoch = multiprocessing.RawValue("q", 0)
         # warm-up: compile (or load) the kernels now, through the item path, on no objects
-        self._targets(_empty_image(coco), AugmentParams((0.0, 0.0), 1.0),
+        self._targets(coco.empty_image(), AugmentParams((0.0, 0.0), 1.0),
                       tuple(config.output_size))
 
     # -- epoch, shared with workers ------------------------------------------------------------
@@ -256,6 +247,8 @@ class CenterNetDataset:
         """
         if not isinstance(params, AugmentParams):
             raise TypeError(f"params is {type(params).__name__}: expected AugmentParams")
+        if params.center_dtype != self.unit.center_dtype:      # the task's arithmetic
+            params = dataclasses.replace(params, center_dtype=self.unit.center_dtype)
         worker.setup_process()
         ann = self.annotations(index)
         if image is None and self.image_root is not None:

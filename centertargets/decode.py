@@ -256,7 +256,7 @@ def detections_to_image(dets: Any, meta: Mapping[str, Any],
     return out[0] if single else out
 
 
-class _Decoder:
+class Decoder:
     """Reads the heads of ``config.head_spec()`` from a model's outputs and decodes them."""
 
     def __init__(self, config: "CtdetConfig | MultiPoseConfig", K: int = 100,
@@ -297,7 +297,7 @@ class _Decoder:
         return got
 
 
-class CtdetDecoder(_Decoder):
+class CtdetDecoder(Decoder):
     """Decode ctdet head outputs with the config's heads: ``dec(outputs) -> (B, K, 6)``.
 
     ``outputs`` holds the heads of ``config.head_spec()`` as logits
@@ -314,7 +314,7 @@ class CtdetDecoder(_Decoder):
                             K=self.K)
 
 
-class MultiPoseDecoder(_Decoder):
+class MultiPoseDecoder(Decoder):
     """Decode multi_pose head outputs with the config's heads: ``dec(outputs) -> (B, K, 6 + 2J)``.
 
     As :class:`CtdetDecoder`; each row is ``x1, y1, x2, y2, score, x0, y0, ...,

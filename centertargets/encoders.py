@@ -319,6 +319,7 @@ class Encoder:
                       "table": patch_table(), "table32": patch_table32()}
         # stand-ins for cheap heads that are off: same dtype and ndim, one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
+                     "u1": np.zeros(0, np.uint8),
                      "f3": np.zeros((0, 1, 1), np.float32), "i1": np.zeros(0, np.int64)}
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:

@@ -32,14 +32,17 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
 
     Parameters
     ----------
-    center : (2,) ``(cx, cy)`` in image pixels.
+    center : (2,) ``(cx, cy)`` in image pixels; float32 unless a float64 array.
     scale : float (rounded to float32, as upstream) or (2,) ``(sw, sh)`` array (its
         float32 or float64 dtype kept, as upstream); only ``sw`` sets the zoom.
     rot : rotation in degrees (counter-clockwise in the image).
     output_size : ``(width, height)``.
     shift : (2,) fraction of ``scale`` by which to shift the centre.
     """
-    center = np.asarray(center, dtype=np.float32)
+    # a float64 array centre stays float64 (upstream's exdet and ddd keep c in float64: it is
+    # rounded to float32 only after c + src_dir); anything else is float32 (ctdet, pose)
+    center = center if isinstance(center, np.ndarray) and center.dtype == np.float64 else \
+        np.asarray(center, dtype=np.float32)
     if isinstance(scale, (int, float, np.number)) or np.ndim(scale) == 0:
         scale = np.array([scale, scale], dtype=np.float32)
     else:   # upstream keeps an array scale's dtype: float64 for keep_res training draws

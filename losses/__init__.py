@@ -14,12 +14,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from . import functional
 from .centernet import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
+from .exdet import ExdetDecoder, ExdetLoss, agnex_ct_decode, exct_decode
 from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, FocalLoss,
                       FocalLossWithLogits, MSELoss, NormRegL1Loss, RegL1Loss, RegLoss,
                       RegWeightedL1Loss)
 
 __all__ = [
-    "functional", "CtdetLoss", "MultiPoseLoss", "LossOptions", "make_loss", "FocalLoss",
+    "functional", "CtdetLoss", "MultiPoseLoss", "ExdetLoss", "ExdetDecoder", "exct_decode",
+    "agnex_ct_decode", "LossOptions", "make_loss", "FocalLoss",
     "CenterNetFocalLossWithLogits", "FocalLossWithLogits", "FastFocalLoss", "RegL1Loss",
     "RegWeightedL1Loss", "NormRegL1Loss", "RegLoss", "DenseL1Loss", "MSELoss",
 ]

@@ -22,13 +22,15 @@ def reference_required() -> bool:
 
 
 def reference_files(prefixes: tuple[str, ...]) -> list:
-    """pytest params, one per fixture whose name starts with one of ``prefixes``.
+    """pytest params, one per fixture whose name starts with one of ``prefixes`` (in the
+    reference folder and its ``tasks/`` subfolder).
 
     When the folder is absent the single param skips with a reason, or fails
     when ``CENTERTARGETS_REQUIRE_REFERENCE=1``.
     """
     d = reference_dir()
-    files = sorted(p for p in d.glob("*.npz") if p.name.startswith(prefixes)) if d.is_dir() else []
+    found = [*d.glob("*.npz"), *d.glob("tasks/*.npz")] if d.is_dir() else []
+    files = sorted((p for p in found if p.name.startswith(prefixes)), key=lambda p: p.name)
     if files:
         return [pytest.param(p, id=p.stem) for p in files]
     return [pytest.param(None, id="no-reference")]
@@ -41,6 +43,14 @@ def need_reference(path: Path | None) -> Path:
     if reference_required():
         pytest.fail(msg + " and CENTERTARGETS_REQUIRE_REFERENCE=1")
     pytest.skip(msg + " (set CENTERTARGETS_REFERENCE_DIR to run these tests)")
+
+
+def supported(kind: str = "") -> tuple[str, ...]:
+    """Fixture-name prefixes of every registered task: ``"exdet_"``, or ``"loss_exdet_"``
+    with ``kind="loss"``."""
+    from centertargets import tasks
+
+    return tuple(f"{kind}_{t}_" if kind else f"{t}_" for t in tasks.names())
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
+                           ExdetConfig, ExdetEncoder, MultiPoseConfig, MultiPoseEncoder,
+                           RadiusConfig)
 from centertargets.tasks.multi_pose import encode_multi_pose
 from centertargets.synthetic import person_scene, to_coco
 
@@ -449,6 +450,16 @@ def _catalogue():
          "exists (64 bytes) but cannot be decoded"),
         ("an item over max_item_bytes", item_of("junk.jpg", max_item_bytes=1000), ValueError,
          "expected at most max_item_bytes=1000"),
+        ("exdet annotation without four extreme points", lambda: CenterNetDataset(
+            CocoDataset({"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}],
+                         "annotations": [{"id": 7, "image_id": 1, "category_id": 1,
+                                          "bbox": [1, 1, 4, 4],
+                                          "extreme_points": [[2, 1], [1, 2], [2, 5]]}],
+                         "categories": [{"id": 1, "name": "thing"}]}),
+            ExdetConfig(output_size=(8, 8), num_classes=1)), ValueError,
+         "annotation id=7 extreme_points=[[2, 1], [1, 2], [2, 5]]: expected 4 points"),
+        ("exdet points of the wrong shape", lambda: ExdetEncoder(ExdetConfig(num_classes=1))
+         .encode(np.zeros((1, 3, 2)), [0]), ValueError, "points has shape (1, 3, 2)"),
         ("positions beyond the map in the functional gather", lambda: LF.transpose_and_gather(
             torch.zeros(1, 2, 4, 4), torch.tensor([[16]])), ValueError, "ind holds 16"),
     ]

@@ -14,6 +14,7 @@ image in, network input and targets out, for upstream's recorded draws.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Mapping
 
@@ -43,9 +44,7 @@ def config_from_meta(meta: Mapping[str, Any]) -> Any:
 def config_from_loss_fixture(task: str, options: Mapping[str, Any],
                              targets: Mapping[str, np.ndarray]) -> Any:
     """The config of a loss fixture's batch: sizes from the targets' shapes, heads from options."""
-    B, C, H, W = targets["hm"].shape
-    meta: dict[str, Any] = {"task": task, "options": dict(options), "output_w": W,
-                            "output_h": H, "num_classes": C, "max_objs": targets["ind"].shape[1]}
+    meta: dict[str, Any] = {"task": task, "options": dict(options)}
     meta.update(get(task).loss_fixture_meta(targets))
     return config_from_meta(meta)
 
@@ -66,7 +65,9 @@ def encode_sample_with_report(meta: Mapping[str, Any]
     """
     ds = dataset_for_meta(meta)
     out = (int(meta["output_w"]), int(meta["output_h"]))
-    a = unit_of(ds.config).prepared(ds.annotations(0), _params(meta), out, ds.config)
+    unit = unit_of(ds.config)
+    params = dataclasses.replace(_params(meta), center_dtype=unit.center_dtype)
+    a = unit.prepared(ds.annotations(0), params, out, ds.config)
     return _encoder(ds.config).encode_annotations(a)
 
 

@@ -318,6 +318,41 @@ def draw_msra(heatmap: np.ndarray, cx: float, cy: float, sigma: float,
 
 
 @jit
+def draw_msra_sigma(heatmap: np.ndarray, cx: int, cy: int, sigma: int, zero_nan: bool) -> None:
+    """CenterNet's ``draw_msra_gaussian`` with a per-object integer ``sigma`` (exdet, ddd).
+
+    The window (``3 sigma`` each side) is computed here in upstream's float32
+    arithmetic, ``exp(-(dx^2 + dy^2) / (2 sigma^2))``, and merged with
+    ``max``.  ``sigma == 0`` is upstream's 0/0: NaN at the centre pixel with
+    ``zero_nan`` (merged as ``np.maximum`` does, NaN wins), else the limit of
+    the Gaussian, 1.0 at the centre.
+    """
+    H, W = heatmap.shape
+    tmp = sigma * 3
+    ul_x = cx - tmp
+    ul_y = cy - tmp
+    br_x = cx + tmp + 1
+    br_y = cy + tmp + 1
+    if ul_x >= W or ul_y >= H or br_x < 0 or br_y < 0:
+        return
+    denom = np.float32(2 * sigma * sigma)
+    for py in range(max(0, ul_y), min(br_y, H)):
+        dy = np.float32(py - cy)
+        for px in range(max(0, ul_x), min(br_x, W)):
+            dx = np.float32(px - cx)
+            if sigma == 0:
+                if zero_nan:
+                    heatmap[py, px] = np.float32(np.nan)
+                    continue
+                g = np.float32(1.0)
+            else:
+                g = np.exp(-(dx * dx + dy * dy) / denom)
+            h = heatmap[py, px]
+            if g > h:
+                heatmap[py, px] = g
+
+
+@jit
 def draw_elliptic(heatmap: np.ndarray, cx: int, cy: int, radius_x: int, radius_y: int,
                   k: float) -> None:
     """TTFNet's truncated elliptic Gaussian: sigmas ``(2 r_x + 1)/6`` and ``(2 r_y + 1)/6``.

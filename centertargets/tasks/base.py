@@ -37,6 +37,8 @@ class TaskUnit:
     decode_kinds : the ``kind`` of the reference decoder fixtures it answers.
     specificity : when a COCO file fits several tasks, the highest wins (the CLI's default).
     train_filter : keep only images with annotations when training (upstream's pose set).
+    center_dtype : the precision of the sample's centre ``c`` in upstream's transform
+        (``AugmentParams.center_dtype``).
     """
 
     name: ClassVar[str]
@@ -47,6 +49,7 @@ class TaskUnit:
     decode_kinds: ClassVar[tuple[str, ...]] = ()
     specificity: ClassVar[int] = 0
     train_filter: ClassVar[bool] = False
+    center_dtype: ClassVar[str] = "float32"
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return (get, (self.name,))          # the registered instance in the receiving process
@@ -87,8 +90,11 @@ class TaskUnit:
         raise NotImplementedError
 
     def loss_fixture_meta(self, targets: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """Meta keys a loss fixture's targets imply beyond the shared ones (e.g. joints)."""
-        return {}
+        """The sizes (and e.g. joints) a loss fixture's batch of targets implies: the meta
+        keys :meth:`config_from_meta` reads beyond the options."""
+        B, C, H, W = targets["hm"].shape
+        return {"output_w": W, "output_h": H, "num_classes": C,
+                "max_objs": targets["ind"].shape[1]}
 
     def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
                                                                list[int] | None]:

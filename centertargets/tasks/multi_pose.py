@@ -414,8 +414,8 @@ class MultiPoseUnit(TaskUnit):
     def loss_fixture_meta(self, targets: Mapping[str, np.ndarray]) -> dict[str, Any]:
         J = (targets["hps"].shape[2] if "hps" in targets else
              targets["dense_hps"].shape[1]) // 2
-        return {"num_joints": J,
-                "flip_idx": [] if J != 17 else [list(p) for p in COCO_FLIP_IDX]}
+        return dict(super().loss_fixture_meta(targets), num_joints=J,
+                    flip_idx=[] if J != 17 else [list(p) for p in COCO_FLIP_IDX])
 
     def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
                                                                list[int] | None]:

@@ -1,0 +1,143 @@
+"""Per-sample targets of the tasks beyond ctdet and multi_pose, against upstream's numpy code.
+
+exdet: 50 objects of 80 classes with extreme points, 512 input / 128 output,
+training draws (random crop and flip).  Measured in one run, best of repeats:
+
+* ours: ``CenterNetDataset.item`` without an image (annotations through the
+  flip and affine transform, then the fused encoder);
+* upstream: this benchmark's transcription of the target part of upstream's
+  ``EXDetDataset.__getitem__`` (per annotation: ``extreme_points`` as a float32
+  array, flip, ``affine_transform`` per point, clip, radius, five
+  ``draw_umich_gaussian`` calls with a fresh ``np.exp`` Gaussian each, offsets
+  and indices);
+* floor: allocating the zeroed target arrays alone (``np.zeros``), which any
+  dense encoder pays.
+
+Nothing is asserted.  Run: ``python benchmarks/bench_tasks.py`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
+from bench_encode import _radius  # noqa: E402
+
+from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, ExdetConfig, memory
+from centertargets.synthetic import detection_scene, to_coco
+
+
+def _umich(hm, cx, cy, r):
+    """upstream's draw_umich_gaussian: a fresh Gaussian of diameter 2r + 1, merged with max."""
+    d = 2 * r + 1
+    sigma = d / 6
+    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    g[g < np.finfo(g.dtype).eps * g.max()] = 0
+    H, W = hm.shape
+    left, right = min(cx, r), min(W - cx, r + 1)
+    top, bottom = min(cy, r), min(H - cy, r + 1)
+    mh = hm[cy - top:cy + bottom, cx - left:cx + right]
+    mg = g[r - top:r + bottom, r - left:r + right]
+    if min(mg.shape) > 0 and min(mh.shape) > 0:
+        np.maximum(mh, mg, out=mh)
+
+
+def upstream_exdet(anns, width, flipped, trans, res=128, C=80, M=128, class_of=None):
+    """The target part of upstream's EXDetDataset.__getitem__, transcribed."""
+    hms = {p: np.zeros((C, res, res), np.float32) for p in "tlbrc"}
+    regs = {p: np.zeros((M, 2), np.float32) for p in "tlbr"}
+    inds = {p: np.zeros(M, np.int64) for p in "tlbr"}
+    reg_mask = np.zeros(M, np.uint8)
+    for k in range(min(len(anns), M)):
+        ann = anns[k]
+        pts = np.array(ann["extreme_points"], dtype=np.float32).reshape(4, 2)
+        cls = int(class_of[ann["category_id"]])
+        if flipped:
+            pts[:, 0] = width - pts[:, 0] - 1
+            pts[1], pts[3] = pts[3].copy(), pts[1].copy()
+        for j in range(4):
+            pts[j] = np.dot(trans, np.array([pts[j, 0], pts[j, 1], 1.0], np.float32))[:2]
+        pts = np.clip(pts, 0, res - 1)
+        h, w = pts[2, 1] - pts[0, 1], pts[3, 0] - pts[1, 0]
+        if h > 0 and w > 0:
+            r = max(0, int(_radius(math.ceil(h), math.ceil(w))))
+            pint = pts.astype(np.int32)
+            for j, p in enumerate("tlbr"):
+                _umich(hms[p][cls], pint[j, 0], pint[j, 1], r)
+                regs[p][k] = pts[j] - pint[j]
+                inds[p][k] = pint[j, 1] * res + pint[j, 0]
+            ct = [int((pts[3, 0] + pts[1, 0]) / 2), int((pts[0, 1] + pts[2, 1]) / 2)]
+            _umich(hms["c"][cls], ct[0], ct[1], r)
+            reg_mask[k] = 1
+    return hms, regs, inds, reg_mask
+
+
+def _exdet_coco(n_images: int, per_image: int) -> dict:
+    data = to_coco([detection_scene(i, num_objects=per_image) for i in range(n_images)],
+                   categories="coco80")
+    rng = np.random.default_rng(0)
+    for a in data["annotations"]:                          # extreme points on the box's sides
+        x, y, w, h = a["bbox"]
+        u = rng.uniform(0.2, 0.8, 4)
+        a["extreme_points"] = [[x + u[0] * w, y], [x, y + u[1] * h], [x + u[2] * w, y + h],
+                               [x + w, y + u[3] * h]]
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    memory.tune_malloc()        # the rows stand for a DataLoader worker, which tunes malloc
+    data = _exdet_coco(args.images, 50)
+    coco = CocoDataset(data)
+    cfg = ExdetConfig(output_size=(128, 128), num_classes=80)
+    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=True))
+    params = [ds.params(i) for i in range(len(ds))]
+    by_image: dict[int, list] = {}
+    for a in data["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    class_of = {c: i for i, c in enumerate(coco.category_ids)}
+    n = len(ds)
+    k = [0]
+
+    def ours():
+        i = k[0] % n
+        k[0] += 1
+        ds.item(i, params[i])
+
+    def upstream():
+        i = k[0] % n
+        k[0] += 1
+        ann = ds.annotations(i)
+        p = params[i]
+        upstream_exdet(by_image[ann.image_id], ann.width, p.flipped,
+                       p.matrix((128, 128)), class_of=class_of)
+
+    spec = cfg.spec()
+
+    def floor():
+        for s in spec.values():
+            np.zeros(s.shape, s.dtype)
+
+    t_ours = best_of(ours, args.repeat, 4 * n)
+    t_up = best_of(upstream, args.repeat, n)
+    t_floor = best_of(floor, args.repeat, 4 * n)
+    print("exdet targets, 50 objects of 80 classes, 512 -> 128, training draws:")
+    print(f"  centertargets (CenterNetDataset.item)  {t_ours * 1e3:7.3f} ms/sample")
+    print(f"  upstream transcription                 {t_up * 1e3:7.3f} ms/sample   "
+          f"ours {t_up / t_ours:5.1f}x faster")
+    print(f"  floor: np.zeros of the five heatmaps   {t_floor * 1e3:7.3f} ms/sample   "
+          f"({100 * t_floor / t_ours:.0f}% of ours)")
+
+
+if __name__ == "__main__":
+    main()
