@@ -118,7 +118,9 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
     """A labelled grid of panels showing every target family of one sample (RGB uint8).
 
     Panels: ``hm`` with the objects drawn on it (supervised objects white,
-    ``reg_mask`` 0 red; pose: joint vectors and the ``skeleton``); ``hm_hp``
+    ``reg_mask`` 0 red; pose: joint vectors and the ``skeleton``); any other
+    heatmap ``hm_*`` of the task (exdet's ``hm_t`` ... ``hm_c``, with the
+    supervised points of ``ind_*`` / ``reg_*``); ``hm_hp``
     (one colour per joint, with a legend naming the joints when
     ``joint_names`` is given) for pose; ``dense_wh`` / ``dense_hps``
     magnitude and their masks when present.  ``image``: an RGB picture of the
@@ -134,9 +136,21 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
     def over(rgb: np.ndarray) -> np.ndarray:
         return rgb if base is None else cv2.addWeighted(base, 0.55, rgb, 0.9, 0)
 
-    hm_rgb = over(_upsample(colorize(targets["hm"]), scale))
-    title = "hm + boxes, centres" + (", hps" if "hps" in targets else "")
-    panels = [_label(draw_objects(hm_rgb.copy(), targets, W, scale, skeleton), title)]
+    panels = []
+    if "hm" in targets:
+        hm_rgb = over(_upsample(colorize(targets["hm"]), scale))
+        title = "hm + boxes, centres" + (", hps" if "hps" in targets else "")
+        panels.append(_label(draw_objects(hm_rgb.copy(), targets, W, scale, skeleton), title))
+    for name, arr in targets.items():     # a task's other heatmaps (exdet's hm_t ... hm_c)
+        if not name.startswith("hm_") or name == "hm_hp" or np.ndim(arr) != 3:
+            continue
+        rgb = over(_upsample(colorize(arr), scale))
+        ind, reg = targets.get("ind_" + name[3:]), targets.get("reg_" + name[3:])
+        if ind is not None and reg is not None and "reg_mask" in targets:
+            on = targets["reg_mask"] > 0                   # the supervised points, sub-pixel
+            for x, y in zip(ind[on] % W + reg[on, 0], ind[on] // W + reg[on, 1]):
+                cv2.circle(rgb, (int(x * scale), int(y * scale)), 2, (255, 255, 255), -1)
+        panels.append(_label(rgb, name + (" + points" if ind is not None else "")))
     if "hm_hp" in targets:
         joints = over(_upsample(colorize(targets["hm_hp"]), scale))
         if "hp_ind" in targets:

@@ -194,3 +194,18 @@ def test_encoder_inputs_are_checked():
     with pytest.raises(ValueError, match="expected finite x, y"):
         enc.encode(np.full((1, 4, 2), np.inf), [0])
     assert enc.encode(np.zeros((0, 4, 2)), [])["hm_c"].max() == 0
+
+
+def test_audit_and_render_take_an_extreme_point_file_with_no_flags(tmp_path, capsys):
+    import cv2
+
+    from centertargets.cli import main
+
+    path = tmp_path / "ex.json"
+    path.write_text(json.dumps(_coco([_P, [[150, 40], [120, 80], [140, 150], [180, 100]]])))
+    assert main(["audit", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "exdet audit of 1 images" in out and "encoded                              2" in out
+    assert main(["render", str(path), "--out", str(tmp_path / "ex.png")]) == 0
+    picture = cv2.imread(str(tmp_path / "ex.png"))
+    assert picture is not None and picture.shape[1] > 4 * picture.shape[0] // 2  # 5 panels
