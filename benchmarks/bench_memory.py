@@ -27,21 +27,15 @@ import subprocess
 import sys
 
 _WORKER = r"""
-import ctypes, json, os, resource, sys, tempfile, time
+import json, os, resource, sys, tempfile, time
 from pathlib import Path
 import cv2, numpy as np, torch
 from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, MultiPoseConfig, memory
 from centertargets.synthetic import person_scene, to_coco
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
-
 class Timed(CenterNetDataset):
     def __getitem__(self, i):
-        free = libc.mallinfo2().fordblks
+        free = memory.free_bytes()
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         super().__getitem__(i)

@@ -27,26 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
+from bench_dataset import _draw_umich  # noqa: E402
 from bench_encode import _radius  # noqa: E402
 
 from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, ExdetConfig, memory
 from centertargets.synthetic import detection_scene, to_coco
-
-
-def _umich(hm, cx, cy, r):
-    """upstream's draw_umich_gaussian: a fresh Gaussian of diameter 2r + 1, merged with max."""
-    d = 2 * r + 1
-    sigma = d / 6
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
-    g[g < np.finfo(g.dtype).eps * g.max()] = 0
-    H, W = hm.shape
-    left, right = min(cx, r), min(W - cx, r + 1)
-    top, bottom = min(cy, r), min(H - cy, r + 1)
-    mh = hm[cy - top:cy + bottom, cx - left:cx + right]
-    mg = g[r - top:r + bottom, r - left:r + right]
-    if min(mg.shape) > 0 and min(mh.shape) > 0:
-        np.maximum(mh, mg, out=mh)
 
 
 def upstream_exdet(anns, width, flipped, trans, res=128, C=80, M=128, class_of=None):
@@ -70,11 +55,11 @@ def upstream_exdet(anns, width, flipped, trans, res=128, C=80, M=128, class_of=N
             r = max(0, int(_radius(math.ceil(h), math.ceil(w))))
             pint = pts.astype(np.int32)
             for j, p in enumerate("tlbr"):
-                _umich(hms[p][cls], pint[j, 0], pint[j, 1], r)
+                _draw_umich(hms[p][cls], pint[j], r)
                 regs[p][k] = pts[j] - pint[j]
                 inds[p][k] = pint[j, 1] * res + pint[j, 0]
             ct = [int((pts[3, 0] + pts[1, 0]) / 2), int((pts[0, 1] + pts[2, 1]) / 2)]
-            _umich(hms["c"][cls], ct[0], ct[1], r)
+            _draw_umich(hms["c"][cls], ct, r)
             reg_mask[k] = 1
     return hms, regs, inds, reg_mask
 

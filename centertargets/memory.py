@@ -30,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["tune_malloc", "user_configured", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_malloc", "user_configured", "free_bytes", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: Blocks below this size come from the heap (and are reused) instead of fresh ``mmap``s.
 MMAP_THRESHOLD = 32 * 1024 * 1024
@@ -83,3 +83,20 @@ def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD,
     if ok:
         _TUNED_PID = os.getpid()
     return ok
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def free_bytes() -> int | None:
+    """Bytes malloc holds free for reuse in this process (glibc's ``mallinfo2().fordblks``),
+    or None where that is not available (not glibc, or glibc older than 2.33)."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    return int(fn().fordblks)

@@ -11,6 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def glibc() -> bool:
+    """Whether this Python runs on glibc (malloc tuning applies there only)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False
+
+
 def reference_dir() -> Path:
     """``$CENTERTARGETS_REFERENCE_DIR`` or ``../shared/reference`` from the repository root."""
     env = os.environ.get("CENTERTARGETS_REFERENCE_DIR")

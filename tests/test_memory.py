@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, glibc as _glibc
 
 # Whole training samples from a small COCO file in this (main) process, with malloc tuned
 # explicitly (``tune`` argument) or left as the dataset leaves a main process; prints the minor
@@ -50,11 +50,6 @@ def _items(mode: str = "tune", **env: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _glibc() -> bool:
-    try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-    except (ValueError, OSError):
-        return False
 
 
 @pytest.mark.skipif(not _glibc(), reason="malloc tuning applies to glibc only")
@@ -76,21 +71,15 @@ def test_malloc_is_left_alone_in_the_main_process_and_when_the_user_set_it():
 # DataLoader workers tune themselves; each item reports the bytes malloc holds free (mallinfo2's
 # fordblks) when the item starts, i.e. what the worker kept of the samples before it.
 _WORKER_KEEPS = r"""
-import ctypes, json, os, sys, tempfile
+import json, os, sys, tempfile
 from pathlib import Path
 import cv2, numpy as np, torch
 from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, MultiPoseConfig, memory
 from centertargets.synthetic import person_scene, to_coco
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
-
 class Probe(CenterNetDataset):
     def __getitem__(self, i):
-        free = libc.mallinfo2().fordblks
+        free = memory.free_bytes()
         item = super().__getitem__(i)
         return {"free": free, "tuned": memory._TUNED_PID == os.getpid()}
 
@@ -110,8 +99,8 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 def _mallinfo2() -> bool:
-    import ctypes
-    return _glibc() and hasattr(ctypes.CDLL(None), "mallinfo2")
+    from centertargets import memory
+    return memory.free_bytes() is not None
 
 
 @pytest.mark.skipif(not _mallinfo2(), reason="needs glibc 2.33+ (mallinfo2)")

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, glibc as _glibc
 
 # Common set-up: 4 images on disk, a training dataset, OpenCV's pool started in this process by
 # looking at items (warpAffine of 640x480 images runs on the pool), and every later call of
@@ -97,11 +97,6 @@ def _run(code: str, *args: str, timeout: int = 240, tmp_path=None) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _glibc() -> bool:
-    try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-    except (ValueError, OSError):
-        return False
 
 
 @pytest.mark.parametrize("copy_how", ["deepcopy", "pickle", "same"])

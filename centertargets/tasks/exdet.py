@@ -33,7 +33,7 @@ from ..encoders import (Annotations, Encoder, call_kernel, check_classes, check_
                         kernel_array)
 from ..kernels._jit import jit
 from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE, S_ENCODED, ST_DEGENERATE, ST_ENCODED,
-                              start_objects)
+                              clip32, start_objects)
 from ..kernels.gaussian import draw_msra_sigma, draw_umich_unit, get_patch32, object_radius
 from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
@@ -138,15 +138,6 @@ class ExdetConfig(BaseConfig):
 
 
 @jit
-def _clip(v, hi):
-    if v < 0:
-        return np.float32(0.0)
-    if v > hi:
-        return np.float32(hi)
-    return v
-
-
-@jit
 def encode_exdet(points, classes,
                  msra, zero_sigma_nan, radius_formula, min_overlap, min_radius, table32,
                  hm_t, hm_l, hm_b, hm_r, hm_c, reg_t, reg_l, reg_b, reg_r,
@@ -178,8 +169,8 @@ def encode_exdet(points, classes,
     pint = np.empty((4, 2), np.int64)
     for k in range(nobj):
         for j in range(4):                                  # upstream clips to the map
-            pts[j, 0] = _clip(points[k, j, 0], W - 1)
-            pts[j, 1] = _clip(points[k, j, 1], H - 1)
+            pts[j, 0] = clip32(points[k, j, 0], W - 1)
+            pts[j, 1] = clip32(points[k, j, 1], H - 1)
         h = pts[2, 1] - pts[0, 1]
         w = pts[3, 0] - pts[1, 0]
         if not (h > 0 and w > 0):
