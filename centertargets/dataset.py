@@ -24,8 +24,7 @@ import numpy as np
 
 from . import images, tasks, worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, annotations_to_output, check_image, color_meta,
-                      network_input, warp_image)
+                      AugmentParams, check_image, color_meta, network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import ClassIndexError, EncodeReport
 
@@ -65,8 +64,10 @@ class CenterNetDataset:
     Parameters
     ----------
     coco : a :class:`~centertargets.coco.CocoDataset`.
-    config : :class:`~centertargets.CtdetConfig` or :class:`~centertargets.MultiPoseConfig`.
-        Its ``flip_idx`` (multi_pose) defaults to the COCO file's pairs.
+    config : the config of any registered task (:class:`~centertargets.CtdetConfig`,
+        :class:`~centertargets.MultiPoseConfig`, :class:`~centertargets.ExdetConfig`);
+        its task unit checks it against the file and completes it (``adapt``: e.g.
+        pose flip pairs from the joint names, exdet's ``extreme_points`` made dense).
     down_ratio : input size = output size * ``down_ratio`` (CenterNet: 4).
     augment : :class:`~centertargets.augment.AugmentConfig` (default: the
         validation transform; ``AugmentConfig(train=True)`` is upstream's
@@ -82,7 +83,8 @@ class CenterNetDataset:
         or images of one size).
     pad : upstream's ``pad`` (31; 127 for its hourglass network).
     train_filter : keep only images with at least one annotation, as upstream's
-        pose training set does.  None (default): on for multi_pose with
+        pose training set does.  None (default): on for the tasks that ask for it
+        (multi_pose, ``TaskUnit.train_filter``) with
         ``augment.train``, off otherwise.
     allow_outside_root : read images whose ``file_name`` is absolute or leads
         out of ``image_root`` (``../x.png``); refused by default, since a COCO

@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .gaussian import (draw_dense_reg, draw_elliptic, draw_msra, draw_umich_unit, get_patch,
-                       get_patch32, object_radius)
+from .gaussian import draw_elliptic, draw_msra, draw_umich_unit, object_radius
 
 # indices into ``stats``
 S_INPUT = 0            # objects given

@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from ..augment import AugmentParams
     from ..coco import CocoDataset, ImageAnnotations
-    from ..encoders import Annotations, Encoder
+    from ..encoders import Annotations
 
 __all__ = ["TaskUnit", "register", "get", "unit_of", "names", "for_coco", "decode_unit"]
 
