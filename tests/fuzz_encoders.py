@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig
+from centertargets import (CtdetConfig, CtdetEncoder, ExdetConfig, ExdetEncoder, MultiPoseConfig,
+                           MultiPoseEncoder, RadiusConfig)
 
 
 def random_config(rng: np.random.Generator):
@@ -30,7 +31,12 @@ def random_config(rng: np.random.Generator):
                                       float(rng.uniform(0.3, 0.9)),
                                       int(rng.integers(0, min(W, H, 4) + 1))),
                   reg_offset=bool(rng.random() < 0.8), with_cat=bool(rng.random() < 0.3))
-    if rng.random() < 0.5:
+    task = rng.random()
+    if task < 0.2:
+        return ExdetConfig(num_classes=int(rng.integers(1, 5)),
+                           agnostic_ex=bool(rng.random() < 0.3),
+                           **dict(common, heatmap=str(rng.choice(["umich", "msra"]))))
+    if task < 0.6:
         kind = int(rng.integers(3))
         return CtdetConfig(num_classes=int(rng.integers(1, 5)), cat_spec_wh=kind == 1,
                            dense_wh=kind == 2, **common)
@@ -56,7 +62,16 @@ def random_inputs(rng: np.random.Generator, cfg):
     if rng.random() < 0.05 and n:
         classes[int(rng.integers(n))] = cfg.num_classes          # out of range
     kps = None
-    if cfg.task == "multi_pose":
+    if cfg.task == "exdet":                 # points on the boxes' sides: top, left, bottom, right
+        b = boxes.astype(np.float64)
+        u = rng.uniform(0, 1, (n, 4))
+        kps = np.stack([np.stack([b[:, 0] + u[:, 0] * (b[:, 2] - b[:, 0]), b[:, 1]], 1),
+                        np.stack([b[:, 0], b[:, 1] + u[:, 1] * (b[:, 3] - b[:, 1])], 1),
+                        np.stack([b[:, 0] + u[:, 2] * (b[:, 2] - b[:, 0]), b[:, 3]], 1),
+                        np.stack([b[:, 2], b[:, 1] + u[:, 3] * (b[:, 3] - b[:, 1])], 1)], 1)
+        if rng.random() < 0.05 and n:
+            kps = kps[:, ::-1]                                   # in the wrong order
+    elif cfg.task == "multi_pose":
         J = cfg.num_joints
         kps = np.concatenate([rng.uniform(-0.5, 1.5, (n, J, 2)) * (W, H),
                               rng.choice([0.0, 1.0, 2.0], (n, J, 1))], 2)
@@ -65,11 +80,36 @@ def random_inputs(rng: np.random.Generator, cfg):
     return boxes.astype(np.float32), classes, kps
 
 
+def check_exdet(cfg, t, classes: np.ndarray) -> None:
+    """exdet: every map finite in [0, 1]; each supervised point a 1.0 peak of its map, its
+    offset in [0, 1); nothing written in unused slots."""
+    W, H = cfg.output_size
+    for name, arr in t.items():
+        if name.startswith("hm_"):
+            assert np.all(np.isfinite(arr) & (arr >= 0) & (arr <= 1)), f"{name} outside [0, 1]"
+    if not cfg.reg_offset:
+        return
+    m = t["reg_mask"].astype(bool)
+    n = len(classes)
+    cls = np.zeros(cfg.max_objs, np.int64)
+    cls[:min(n, cfg.max_objs)] = classes[:cfg.max_objs]
+    ch = np.zeros_like(cls) if cfg.agnostic_ex else cls
+    unused = np.arange(cfg.max_objs) >= min(n, cfg.max_objs)
+    for p in "tlbr":
+        ind, reg = t[f"ind_{p}"], t[f"reg_{p}"]
+        assert np.all((ind[m] >= 0) & (ind[m] < H * W)), f"ind_{p} out of range"
+        assert np.all(t[f"hm_{p}"][ch[m], ind[m] // W, ind[m] % W] == 1.0), f"hm_{p} peaks"
+        assert np.all((reg[m] >= 0) & (reg[m] < 1)), f"reg_{p} outside [0, 1)"
+        assert not np.any(ind[unused]) and not np.any(reg[unused]), f"{p} in an unused slot"
+
+
 def check_targets(cfg, t, classes: np.ndarray) -> None:
     """The invariants every encoded sample must satisfy."""
     W, H = cfg.output_size
     for name, spec in cfg.spec().items():
         assert t[name].shape == spec.shape and t[name].dtype == spec.dtype, name
+    if cfg.task == "exdet":
+        return check_exdet(cfg, t, classes)
     hm = t["hm"]
     assert np.all((hm >= 0) & (hm <= 1)), "hm outside [0, 1]"
     m = t["reg_mask"].astype(bool)
@@ -110,13 +150,15 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
         boxes, classes, kps = random_inputs(rng, cfg)
         rotated = cfg.task == "multi_pose" and bool(rng.random() < 0.1)
         try:
-            if cfg.task == "ctdet":
+            if cfg.task == "exdet":
+                t = ExdetEncoder(cfg).encode(kps, classes)
+            elif cfg.task == "ctdet":
                 t = CtdetEncoder(cfg).encode(boxes, classes)
             else:
                 t = MultiPoseEncoder(cfg).encode(boxes, kps, classes, rotated=rotated)
         except (ValueError, TypeError) as exc:
             msg = str(exc)
-            assert any(w in msg for w in ("boxes", "classes", "keypoints")), (case, msg)
+            assert any(w in msg for w in ("boxes", "classes", "keypoints", "points")), (case, msg)
             counts["refused"] += 1
             continue
         if not (rotated and cfg.rotation == "centernet"):   # that quirk blanks hm and the masks

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 import fuzz_encoders
-from centertargets import make_encoder
-from centertargets.decode import CtdetDecoder, MultiPoseDecoder
+from centertargets import make_encoder, tasks
 from losses import LossOptions, make_loss
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -28,6 +27,8 @@ def _targets(rng: np.random.Generator, cfg, enc) -> dict[str, np.ndarray]:
     boxes, classes, kps = fuzz_encoders.random_inputs(rng, cfg)
     boxes = np.sort(np.nan_to_num(boxes, nan=1.0).reshape(-1, 2, 2), axis=1).reshape(-1, 4)
     classes = np.clip(classes, 0, cfg.num_classes - 1)
+    if cfg.task == "exdet":
+        return enc.encode(np.nan_to_num(kps, nan=1.0), classes)
     if kps is None:
         return enc.encode(boxes, classes)
     kps[..., 2] = np.clip(kps[..., 2], 0, 2)
@@ -52,7 +53,7 @@ def one_case(rng: np.random.Generator, case: int) -> str:
         flat[rng.integers(0, flat.numel(), 3)] = 1e4
         out[name] = x.to(dtype).requires_grad_()
     focal = ("centernet", "logits", "fast")[case % 3]
-    if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat):
+    if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat or cfg.task == "exdet"):
         focal = "centernet"
     opts = LossOptions(focal=focal, focal_hm_hp="centernet")
     with torch.no_grad():                  # infinite regression outputs make an infinite L1
@@ -65,13 +66,17 @@ def one_case(rng: np.random.Generator, case: int) -> str:
     assert all(torch.isfinite(v) for v in stats.values()), (case, stats)
     assert all(torch.isfinite(v.grad.float()).all() for v in out.values()), case
     K = int(min(5, cfg.output_size[0] * cfg.output_size[1]))
-    dec = (CtdetDecoder if cfg.task == "ctdet" else MultiPoseDecoder)(cfg, K=K)
+    dec = tasks.unit_of(cfg).decoder_class()(cfg, K=K)
     dets = dec({k: v.detach().float().nan_to_num(posinf=50, neginf=-50) for k, v in out.items()})
     J = getattr(cfg, "num_joints", 0)
-    assert dets.shape == (2, K, 6 + (2 * J if cfg.task == "multi_pose" else 0)), case
+    width = {"ctdet": 6, "multi_pose": 6 + 2 * J, "exdet": 14}[cfg.task]
+    rows = min(1000, K ** 4) if cfg.task == "exdet" else K
+    assert dets.shape == (2, rows, width), (case, dets.shape)
     scores, cls = dets[..., 4], dets[..., -1]
     assert ((cls >= 0) & (cls < cfg.num_classes)).all(), case
-    if cfg.head_spec()["hm"].kind == "heatmap":         # MSRA heatmaps are raw regressions
+    if cfg.task == "exdet":                     # a broken grouping rule subtracts 1 per rule
+        assert (scores <= 1).all() and torch.isfinite(dets).all(), case
+    elif cfg.head_spec()["hm"].kind == "heatmap":      # MSRA heatmaps are raw regressions
         assert ((scores >= 0) & (scores <= 1)).all(), case
     return str(dtype).removeprefix("torch.")
 

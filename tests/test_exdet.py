@@ -209,3 +209,11 @@ def test_audit_and_render_take_an_extreme_point_file_with_no_flags(tmp_path, cap
     assert main(["render", str(path), "--out", str(tmp_path / "ex.png")]) == 0
     picture = cv2.imread(str(tmp_path / "ex.png"))
     assert picture is not None and picture.shape[1] > 4 * picture.shape[0] // 2  # 5 panels
+
+
+def test_the_fast_focal_loss_is_refused_for_exdet():
+    from losses import LossOptions
+    from losses.exdet import ExdetLoss
+
+    with pytest.raises(ValueError, match="focal='fast' with ExdetConfig"):
+        ExdetLoss(ExdetConfig(num_classes=2), LossOptions(focal="fast"))
