@@ -48,10 +48,10 @@ class ExdetLoss(_CenterNetLoss):
     config: ExdetConfig
 
     def __init__(self, config: ExdetConfig, options: LossOptions | None = None) -> None:
-        super().__init__(config, options)
-        if self.options.focal == "fast":
+        if isinstance(options, LossOptions) and options.focal == "fast":
             raise ValueError("LossOptions.focal='fast' with ExdetConfig: expected 'centernet' "
                              "or 'logits' (exdet has no per-object index of its centre peaks)")
+        super().__init__(config, options)
 
     def forward(self, outputs: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
