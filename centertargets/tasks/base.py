@@ -98,8 +98,10 @@ class TaskUnit:
 
     def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
                                                                list[int] | None]:
-        """``(categories, category_ids)`` of the one-image COCO file of a fixture's scene."""
-        raise NotImplementedError
+        """``(categories, category_ids)`` of the one-image COCO file of a fixture's scene:
+        by default the meta's ``category_ids`` (upstream's COCO map), in that order."""
+        ids = [int(c) for c in meta["category_ids"]]
+        return [{"id": c, "name": str(c)} for c in ids], ids
 
     def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
                        ) -> tuple[Any, dict[str, np.ndarray]]:

@@ -268,11 +268,6 @@ class CtdetUnit(TaskUnit):
         return CtdetConfig(cat_spec_wh=bool(opts.get("cat_spec_wh", False)),
                            dense_wh=bool(opts.get("dense_wh", False)), **common)
 
-    def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
-                                                               list[int] | None]:
-        ids = [int(c) for c in meta["category_ids"]]
-        return [{"id": c, "name": str(c)} for c in ids], ids
-
     def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
                        ) -> tuple[Any, dict[str, np.ndarray]]:
         from ..decode import CtdetDecoder

@@ -318,11 +318,6 @@ class ExdetUnit(TaskUnit):
         return ExdetConfig(agnostic_ex=bool(opts.get("agnostic_ex", False)), zero_sigma="nan",
                            **common)
 
-    def fixture_classes(self, meta: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
-                                                               list[int] | None]:
-        ids = [int(c) for c in meta["category_ids"]]
-        return [{"id": c, "name": str(c)} for c in ids], ids
-
     def loss_fixture_meta(self, targets: Mapping[str, np.ndarray]) -> dict[str, Any]:
         B, C, H, W = targets["hm_c"].shape
         return {"output_w": W, "output_h": H, "num_classes": C,
