@@ -20,8 +20,8 @@ from .config import BaseConfig, RadiusConfig
 from .dataset import CenterNetDataset
 from .encoders import Annotations, ClassIndexError, EncodeReport, Encoder
 from .spec import HeadSpec, TargetSpec, head_spec, target_spec
-from .tasks import (CtdetConfig, CtdetEncoder, ExdetConfig, ExdetEncoder, MultiPoseConfig,
-                    MultiPoseEncoder, make_encoder, sample_annotations)
+from .tasks import (CtdetConfig, CtdetEncoder, DddConfig, DddEncoder, ExdetConfig, ExdetEncoder,
+                    MultiPoseConfig, MultiPoseEncoder, make_encoder, sample_annotations)
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,6 @@ __all__ = [
     "AugmentConfig", "AugmentParams", "ColorParams", "CenterNetDataset", "CocoDataset",
     "CtdetEncoder", "MultiPoseEncoder", "EncodeReport", "Annotations", "make_encoder",
     "BaseConfig", "Encoder", "ClassIndexError", "sample_annotations", "ExdetConfig",
-    "ExdetEncoder",
+    "ExdetEncoder", "DddConfig", "DddEncoder",
     "TargetSpec", "target_spec", "HeadSpec", "head_spec", "__version__",
 ]

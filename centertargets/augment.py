@@ -131,7 +131,8 @@ class AugmentParams:
     ``color`` a :class:`ColorParams` or None (no colour augmentation);
     ``center_dtype`` the precision of ``c`` in upstream's transform:
     ``"float32"`` (ctdet, multi_pose) or ``"float64"`` (exdet), a property of
-    the task that :class:`~centertargets.CenterNetDataset` sets.
+    the task that :class:`~centertargets.CenterNetDataset` sets; ``augmented``
+    a task's own augmentation coin (ddd's ``aug_ddd``: then ``reg_mask`` is 0).
     Given the image, these fully determine the sample: see
     ``CenterNetDataset.item(index, params)``.
     """
@@ -142,6 +143,7 @@ class AugmentParams:
     flipped: bool = False
     color: ColorParams | None = None
     center_dtype: Literal["float32", "float64"] = "float32"
+    augmented: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -163,6 +165,7 @@ class AugmentParams:
         object.__setattr__(self, "scale", s)
         object.__setattr__(self, "rot", _finite("AugmentParams", "rot", self.rot))
         object.__setattr__(self, "flipped", bool(self.flipped))
+        object.__setattr__(self, "augmented", bool(self.augmented))
         if self.color is not None and not isinstance(self.color, ColorParams):
             raise ValueError(f"AugmentParams.color={self.color!r}: expected ColorParams or None")
         if self.center_dtype not in ("float32", "float64"):
@@ -193,7 +196,8 @@ class AugmentParams:
         """Plain values (json-friendly), the inverse of :meth:`from_dict`."""
         d: dict[str, Any] = {"center": list(self.center), "scale": self.scale
                              if not isinstance(self.scale, tuple) else list(self.scale),
-                             "rot": self.rot, "flipped": self.flipped, "color": None}
+                             "rot": self.rot, "flipped": self.flipped, "color": None,
+                             "augmented": self.augmented}
         if self.color is not None:
             c = self.color
             d["color"] = {"order": list(c.order), "brightness": c.brightness,
@@ -210,7 +214,8 @@ class AugmentParams:
         return cls(tuple(d["center"]),  # type: ignore[arg-type]
                    tuple(scale) if isinstance(scale, (list, tuple)) else float(scale),
                    float(d.get("rot", 0.0)), bool(d.get("flipped", False)),
-                   ColorParams.from_dict(color) if color else None)
+                   ColorParams.from_dict(color) if color else None,
+                   augmented=bool(d.get("augmented", False)))
 
 
 def annotations_to_output(boxes_xywh: np.ndarray, image_width: int, params: AugmentParams,

@@ -96,6 +96,8 @@ class ImageAnnotations:
     fields : the task-specific fields made dense with
         :meth:`CocoDataset.dense_field` (e.g. ``extreme_points`` (N, 4, 2)
         float64), name -> read-only view.
+    image_fields : the image's own fields made dense with
+        :meth:`CocoDataset.dense_image_field` (e.g. ddd's ``calib`` (3, 4)).
     """
 
     image_id: int
@@ -109,7 +111,12 @@ class ImageAnnotations:
     iscrowd: np.ndarray
     ann_ids: np.ndarray
     fields: Mapping[str, np.ndarray] = field(default_factory=dict)
+    image_fields: Mapping[str, np.ndarray] = field(default_factory=dict)
 
+
+#: Image keys the loader reads itself.
+_STANDARD_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height", "license", "coco_url",
+                                  "flickr_url", "date_captured"})
 
 #: Annotation keys the loader reads itself or that never hold per-object numbers for a task.
 _STANDARD_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd",
@@ -262,6 +269,11 @@ class CocoDataset:
         self._sizes = [(_size(img, "width"), _size(img, "height")) for img in
                        self._images.values()]
         self._files = [str(img.get("file_name", "")) for img in self._images.values()]
+        extra = set().union(*(i.keys() for i in self._images.values())) - _STANDARD_IMAGE_KEYS \
+            if self._images else set()
+        self._raw_image_fields: dict[str, list[Any]] = {
+            k: [img.get(k) for img in self._images.values()] for k in sorted(extra)}
+        self._dense_images: dict[str, np.ndarray] = {}
         del self._anns, self._images            # the json's dicts are no longer needed
 
     @classmethod
@@ -314,7 +326,36 @@ class CocoDataset:
             classes=self._classes[a:b],
             keypoints=None if self._keypoints is None else self._keypoints[a:b],
             iscrowd=self._iscrowd[a:b], ann_ids=self._ann_ids[a:b],
-            fields={name: arr[a:b] for name, arr in self._dense.items()})
+            fields={name: arr[a:b] for name, arr in self._dense.items()},
+            image_fields={name: arr[k] for name, arr in self._dense_images.items()})
+
+    def dense_image_field(self, name: str, shape: tuple[int, ...], default: Any,
+                          what: str = "") -> np.ndarray:
+        """Image field ``name`` of every image as one float64 ``(n_images, *shape)`` array.
+
+        An image without the field takes ``default``; one whose value is not
+        ``shape`` finite numbers is a ValueError naming the image id.  Kept, and
+        viewed per image in ``ImageAnnotations.image_fields``.
+        """
+        got = self._dense_images.get(name)
+        if got is not None:
+            return got
+        raw = self._raw_image_fields.get(name, [None] * len(self._files))
+        out = np.empty((len(raw),) + tuple(shape), np.float64)
+        for k, v in enumerate(raw):
+            v = default if v is None else v
+            try:
+                a = np.asarray(v, np.float64)
+            except (TypeError, ValueError):
+                a = np.zeros(0)
+            if a.shape != tuple(shape) or not np.isfinite(a).all():
+                shown = repr(v) if len(repr(v)) <= 120 else repr(v)[:117] + "..."
+                raise ValueError(f"image id={list(self._pos)[k]} {name}={shown}: expected "
+                                 f"{what or f'finite numbers of shape {tuple(shape)}'}")
+            out[k] = a
+        out.flags.writeable = False
+        self._dense_images[name] = out
+        return out
 
     def empty_image(self) -> ImageAnnotations:
         """An image with no annotations, with the file's joint count and dense fields."""
@@ -324,7 +365,8 @@ class CocoDataset:
             category_ids=self._category_ids[:0], classes=self._classes[:0],
             keypoints=None if self._keypoints is None else self._keypoints[:0].reshape(0, J, 3),
             iscrowd=self._iscrowd[:0], ann_ids=self._ann_ids[:0],
-            fields={name: arr[:0] for name, arr in self._dense.items()})
+            fields={name: arr[:0] for name, arr in self._dense.items()},
+            image_fields={name: arr[0] for name, arr in self._dense_images.items()})
 
     def has_field(self, name: str) -> bool:
         """Whether any annotation carries ``name`` (beyond the fields the loader reads)."""

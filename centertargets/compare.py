@@ -202,7 +202,8 @@ def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
                if k.startswith("output_")}
     config = config_from_loss_fixture(meta["task"], opts, targets)
     options = LossOptions(**{k: opts[k] for k in ("hm_weight", "wh_weight", "off_weight",
-                                                  "hp_weight", "hm_hp_weight", "reg_loss",
+                                                  "hp_weight", "hm_hp_weight", "dep_weight",
+                                                  "dim_weight", "rot_weight", "reg_loss",
                                                   "norm_wh") if k in opts})
     batch = {k: torch.from_numpy(v) for k, v in targets.items()}
     with torch.no_grad():

@@ -100,12 +100,15 @@ class CenterNetDataset:
         memory), to be colour-augmented and normalised on the training device
         by :func:`centertargets.device.normalize_batch` from ``meta``.
     mean, std, eig_val, eig_vec : normalisation and PCA lighting constants,
-        BGR, for 0..1 pixels (default: upstream's COCO values).
+        BGR, for 0..1 pixels (default: the task's, upstream's COCO values but for
+        ddd's KITTI ones).
 
     Each item's ``meta`` holds ``index``, ``image_id``, ``center`` (2,) f32,
-    ``scale`` (2,) f64 (``sw, sh``), ``rot``, ``flipped``, ``image_size``,
-    ``input_size`` and ``output_size`` (``(w, h)`` int64), and ``color``
-    (:func:`~centertargets.augment.color_meta` of the sample's colour draws).
+    ``scale`` (2,) f64 (``sw, sh``), ``rot``, ``flipped``, ``augmented`` (a task's
+    own augmentation coin: ddd's ``aug_ddd``), ``image_size``, ``input_size`` and
+    ``output_size`` (``(w, h)`` int64), ``color``
+    (:func:`~centertargets.augment.color_meta` of the sample's colour draws),
+    and what the task adds (ddd: ``calib`` (3, 4) f32, the camera).
 
     The constructor runs an empty sample through the item path once, so
     DataLoader workers forked afterwards inherit compiled kernels instead of
@@ -125,7 +128,7 @@ class CenterNetDataset:
                  pad: int = 31, train_filter: bool | None = None,
                  input_dtype: str = "float32", allow_outside_root: bool = False,
                  max_item_bytes: int | None = 2 ** 30,
-                 mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
+                 mean: np.ndarray | None = None, std: np.ndarray | None = None,
                  eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC) -> None:
         if not isinstance(coco, CocoDataset):
             raise TypeError(f"coco is {type(coco).__name__}: expected a CocoDataset "
@@ -141,7 +144,11 @@ class CenterNetDataset:
         self.with_report = bool(with_report)
         self.keep_res = bool(keep_res)
         self.pad = int(pad)
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        unit_mean, unit_std = self.unit.mean, self.unit.std
+        self.mean = np.asarray(mean if mean is not None else unit_mean if unit_mean is not None
+                               else COCO_MEAN_BGR, np.float32)
+        self.std = np.asarray(std if std is not None else unit_std if unit_std is not None
+                              else COCO_STD_BGR, np.float32)
         self.eig_val, self.eig_vec = np.asarray(eig_val, np.float32), np.asarray(eig_vec,
                                                                                  np.float32)
         if train_filter is None:
@@ -232,8 +239,8 @@ class CenterNetDataset:
         """The augmentation parameters of item ``index`` at the current epoch."""
         (iw, ih), inp, _ = self.sizes(index)
         rng = np.random.default_rng((self.seed, self.epoch, int(index) % len(self)))
-        return self.augment.sample(rng, iw, ih, (float(inp[0]), float(inp[1]))
-                                   if self.keep_res else None)
+        return self.unit.sample_params(self.augment, rng, iw, ih, self.config,
+                                       (float(inp[0]), float(inp[1])) if self.keep_res else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.item(index, self.params(index))
@@ -281,10 +288,12 @@ class CenterNetDataset:
             "scale": np.array(params.scale if isinstance(params.scale, tuple)
                               else (params.scale, params.scale), np.float64),
             "rot": np.float64(params.rot), "flipped": np.bool_(params.flipped),
+            "augmented": np.bool_(params.augmented),
             "image_size": np.array((iw, ih), np.int64),
             "input_size": np.array(inp_size, np.int64),
             "output_size": np.array(out_size, np.int64),
             "color": color_meta(params.color),
+            **self.unit.item_meta(ann, self.config),
         }
         if self.with_report:
             item["report"] = EncodeReport.from_kernel(stats, status).as_dict()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -124,8 +124,11 @@ class Annotations:
     ----------
     boxes : (N, 4) float32 x1, y1, x2, y2.
     classes : (N,) int64 class indices, or None (all class 0).
-    keypoints : (N, J, 3) float32 x, y, v, or None (detection, or no keypoints).
+    keypoints : (N, J, 3) float32 x, y, v, or None (detection, or no keypoints): a task's
+        per-object points (joints; exdet's extreme points).
     rotated : the sample was rotated (CenterNet's pose quirk, see ``MultiPoseConfig.rotation``).
+    extras : a task's other per-object values, name -> (N, ...) array (ddd: ``alpha``,
+        ``depth``, ``dim``), and per-sample flags (ddd: ``augmented``).
 
     :func:`centertargets.tasks.sample_annotations` makes one from a COCO
     image's annotations and a sample's :class:`~centertargets.AugmentParams`.
@@ -135,6 +138,7 @@ class Annotations:
     classes: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     rotated: bool = False
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_input_pixels(cls, boxes: Any, classes: Any = None, keypoints: Any = None, *,

@@ -101,3 +101,60 @@ def to_coco(scenes: list[Scene], categories: str = "person") -> dict[str, Any]:
         cats = [{"id": c, "name": f"class_{c}", "supercategory": "thing"}
                 for c in COCO_CATEGORY_IDS]
     return {"images": images, "annotations": anns, "categories": cats}
+
+
+#: KITTI's categories in upstream's COCO conversion (ids 1-9).
+KITTI_CATEGORIES = ("Pedestrian", "Car", "Cyclist", "Van", "Truck", "Person_sitting", "Tram",
+                    "Misc", "DontCare")
+
+
+def ddd_coco(num_images: int = 4, num_objects: int = 8, seed: int = 0,
+             image_size: tuple[int, int] = (1242, 375), calib: Any = None) -> dict[str, Any]:
+    """A KITTI-like COCO dict for the ``ddd`` task: objects on the ground in front of a camera.
+
+    Each object gets a 3D size, a location (X, Y, Z: Y the ground, Z the depth),
+    a yaw ``rotation_y``, the 2D box of its projected corners, and ``alpha``
+    consistent with upstream's conversion (``rotation_y - atan2(u - cx, fx)``
+    at the box's centre ``u``), so that decoding perfect outputs gives the yaw
+    back.  Categories are KITTI's 1-9, mostly cars.
+    """
+    from .tasks.ddd import KITTI_CALIB
+
+    rng = np.random.default_rng(seed)
+    P = np.asarray(KITTI_CALIB if calib is None else calib, np.float64)
+    W, H = image_size
+    images, anns = [], []
+    for i in range(1, num_images + 1):
+        images.append({"id": i, "file_name": f"kitti_{i:06d}.png", "width": W, "height": H,
+                       "calib": P.tolist()})
+        made = 0
+        while made < num_objects:
+            cat = int(rng.choice([1, 2, 2, 2, 3, 4, 9]))
+            h, w, l = rng.uniform([1.4, 1.5, 3.2], [1.9, 1.9, 5.0])
+            Z = rng.uniform(6, 60)
+            X = rng.uniform(-0.4, 0.4) * Z
+            Y = 1.65                                           # the camera is 1.65 m up
+            ry = rng.uniform(-np.pi, np.pi)
+            c, s = np.cos(ry), np.sin(ry)
+            xs = np.array([l, l, -l, -l, l, l, -l, -l]) / 2
+            ys = np.array([0, 0, 0, 0, -h, -h, -h, -h])
+            zs = np.array([w, -w, -w, w, w, -w, -w, w]) / 2
+            corners = np.stack([c * xs + s * zs + X, ys + Y, -s * xs + c * zs + Z], 0)
+            uvw = P @ np.vstack([corners, np.ones(8)])
+            uv = uvw[:2] / uvw[2]
+            x1, y1 = np.clip(uv.min(1), 0, [W - 1, H - 1])
+            x2, y2 = np.clip(uv.max(1), 0, [W - 1, H - 1])
+            if x2 - x1 < 4 or y2 - y1 < 4:
+                continue
+            u = (x1 + x2) / 2
+            alpha = ry - np.arctan2(u - P[0, 2], P[0, 0])
+            alpha = (alpha + np.pi) % (2 * np.pi) - np.pi
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cat,
+                         "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                         "area": float((x2 - x1) * (y2 - y1)), "iscrowd": 0,
+                         "alpha": float(alpha), "depth": float(Z),
+                         "dim": [float(h), float(w), float(l)],
+                         "location": [float(X), float(Y), float(Z)], "rotation_y": float(ry)})
+            made += 1
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": k + 1, "name": n} for k, n in enumerate(KITTI_CATEGORIES)]}

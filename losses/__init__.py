@@ -14,6 +14,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from . import functional
 from .centernet import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
+from .ddd import DddDecoder, DddLoss, ddd_decode, ddd_post_process
 from .exdet import ExdetDecoder, ExdetLoss, agnex_ct_decode, exct_decode
 from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, FocalLoss,
                       FocalLossWithLogits, MSELoss, NormRegL1Loss, RegL1Loss, RegLoss,
@@ -21,7 +22,8 @@ from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, 
 
 __all__ = [
     "functional", "CtdetLoss", "MultiPoseLoss", "ExdetLoss", "ExdetDecoder", "exct_decode",
-    "agnex_ct_decode", "LossOptions", "make_loss", "FocalLoss",
+    "agnex_ct_decode", "DddLoss", "DddDecoder", "ddd_decode", "ddd_post_process",
+    "LossOptions", "make_loss", "FocalLoss",
     "CenterNetFocalLossWithLogits", "FocalLossWithLogits", "FastFocalLoss", "RegL1Loss",
     "RegWeightedL1Loss", "NormRegL1Loss", "RegLoss", "DenseL1Loss", "MSELoss",
 ]

@@ -40,6 +40,11 @@ class LossOptions:
     off_weight : centre offset ``reg`` and joint offset ``hp_offset`` L1 (1).
     hp_weight : joint vector ``hps`` L1 (1).
     hm_hp_weight : joint heatmap focal loss (1).
+    dep_weight, dim_weight, rot_weight : ddd's depth, dimension and orientation
+        losses (1 each).
+    l1_mean : ddd's ``L1Loss``: ``"elements"`` (upstream: the masked differences
+        averaged over every element, supervised or not, so the value shrinks
+        with ``max_objs``) or ``"masked"`` (averaged over the supervised ones).
     reg_loss : ``"l1"`` (RegL1Loss) or ``"sl1"`` (smooth-L1 RegLoss) for
         ``wh``, ``reg`` and ``hp_offset``.
     norm_wh : relative L1 ``|pred / (wh + 1e-4) - 1|`` for ``wh`` (ctdet only,
@@ -67,18 +72,26 @@ class LossOptions:
     off_weight: float = 1.0
     hp_weight: float = 1.0
     hm_hp_weight: float = 1.0
+    dep_weight: float = 1.0
+    dim_weight: float = 1.0
+    rot_weight: float = 1.0
     reg_loss: Literal["l1", "sl1"] = "l1"
+    l1_mean: Literal["elements", "masked"] = "elements"
     norm_wh: bool = False
     focal: FocalKind = "centernet"
     focal_hm_hp: FocalKind | None = None
     distributed: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("hm_weight", "wh_weight", "off_weight", "hp_weight", "hm_hp_weight"):
+        for name in ("hm_weight", "wh_weight", "off_weight", "hp_weight", "hm_hp_weight",
+                     "dep_weight", "dim_weight", "rot_weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                     or v < 0:
                 raise ValueError(f"LossOptions.{name}={v!r}: expected a finite number >= 0")
+        if self.l1_mean not in ("elements", "masked"):
+            raise ValueError(f"LossOptions.l1_mean={self.l1_mean!r}: expected 'elements' or "
+                             "'masked'")
         if self.reg_loss not in ("l1", "sl1"):
             raise ValueError(f"LossOptions.reg_loss={self.reg_loss!r}: expected 'l1' or 'sl1'")
         if self.focal not in _FOCAL_KINDS:

@@ -141,8 +141,8 @@ def test_meta_is_collated_and_maps_detections_back_to_the_image(pose_files):
         train=True, rand_crop=False, scale=0.0, shift=0.0, flip=0.5), image_root=root, seed=1)
     batch = next(iter(DataLoader(ds, batch_size=4, num_workers=0)))
     meta = batch["meta"]
-    assert set(meta) == {"index", "image_id", "center", "scale", "rot", "flipped", "image_size",
-                         "input_size", "output_size", "color"}
+    assert set(meta) == {"index", "image_id", "center", "scale", "rot", "flipped", "augmented",
+                         "image_size", "input_size", "output_size", "color"}
     assert meta["color"]["order"].shape == (4, 3) and meta["color"]["on"].all()
     assert meta["index"].tolist() == [0, 1, 2, 3] and meta["center"].shape == (4, 2)
     assert meta["input_size"][0].tolist() == [256, 256] and meta["output_size"][0].tolist() == [64, 64]

@@ -49,13 +49,6 @@ def config_from_loss_fixture(task: str, options: Mapping[str, Any],
     return config_from_meta(meta)
 
 
-def _params(meta: Mapping[str, Any]) -> AugmentParams:
-    scale = meta["scale"]
-    return AugmentParams(center=tuple(meta["center"]),
-                         scale=tuple(scale) if isinstance(scale, (list, tuple)) else float(scale),
-                         rot=float(meta.get("rot", 0.0)), flipped=bool(meta.get("flipped", False)))
-
-
 def encode_sample_with_report(meta: Mapping[str, Any]
                               ) -> tuple[dict[str, np.ndarray], EncodeReport]:
     """:func:`encode_sample` plus the encoder's :class:`EncodeReport`.
@@ -66,7 +59,7 @@ def encode_sample_with_report(meta: Mapping[str, Any]
     ds = dataset_for_meta(meta)
     out = (int(meta["output_w"]), int(meta["output_h"]))
     unit = unit_of(ds.config)
-    params = dataclasses.replace(_params(meta), center_dtype=unit.center_dtype)
+    params = dataclasses.replace(AugmentParams.from_dict(meta), center_dtype=unit.center_dtype)
     a = unit.prepared(ds.annotations(0), params, out, ds.config)
     return _encoder(ds.config).encode_annotations(a)
 
@@ -96,7 +89,7 @@ def dataset_for_meta(meta: Mapping[str, Any]) -> CenterNetDataset:
     cats, ids = unit_of(config).fixture_classes(meta)
     coco = CocoDataset({"images": [image], "annotations": anns, "categories": cats},
                        category_ids=ids)
-    keep_res = isinstance(meta["scale"], (list, tuple))
+    keep_res = unit_of(config).fixture_keep_res(meta)
     ds = CenterNetDataset(coco, config, down_ratio=int(meta["input_w"]) // int(meta["output_w"]),
                           keep_res=keep_res, pad=31, train_filter=False)
     _, inp, out = ds.sizes(0)

@@ -39,6 +39,8 @@ class TaskUnit:
     train_filter : keep only images with annotations when training (upstream's pose set).
     center_dtype : the precision of the sample's centre ``c`` in upstream's transform
         (``AugmentParams.center_dtype``).
+    mean, std : the network input's normalisation for 0..1 pixels, as upstream applies it to
+        the BGR image; None: COCO's (ddd: KITTI's).
     """
 
     name: ClassVar[str]
@@ -50,6 +52,8 @@ class TaskUnit:
     specificity: ClassVar[int] = 0
     train_filter: ClassVar[bool] = False
     center_dtype: ClassVar[str] = "float32"
+    mean: ClassVar[tuple[float, float, float] | None] = None      # None: COCO's
+    std: ClassVar[tuple[float, float, float] | None] = None
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return (get, (self.name,))          # the registered instance in the receiving process
@@ -78,6 +82,17 @@ class TaskUnit:
         takes."""
         raise NotImplementedError
 
+    def sample_params(self, augment: Any, rng: np.random.Generator, width: int, height: int,
+                      config: Any, keep_res_input: tuple[float, float] | None
+                      ) -> "AugmentParams":
+        """A sample's draws: upstream's CenterNet augmentation (``AugmentConfig.sample``),
+        unless the task draws its own (ddd)."""
+        return augment.sample(rng, width, height, keep_res_input)
+
+    def item_meta(self, image: "ImageAnnotations", config: Any) -> dict[str, np.ndarray]:
+        """Task-specific entries of an item's ``meta`` (ddd: the camera's ``calib``)."""
+        return {}
+
     # -- report -----------------------------------------------------------------------------------
     def audit_rows(self, totals: Mapping[str, int]) -> list[tuple[str, int, str]]:
         """Task-specific rows of ``centertargets audit``: ``(label, count, "objects" |
@@ -88,6 +103,10 @@ class TaskUnit:
     def config_from_meta(self, meta: Mapping[str, Any], common: dict[str, Any]) -> Any:
         """The config of a reference fixture (``common``: the options every task shares)."""
         raise NotImplementedError
+
+    def fixture_keep_res(self, meta: Mapping[str, Any]) -> bool:
+        """Whether a fixture's sample used upstream's ``keep_res`` input size (a [w, h] scale)."""
+        return isinstance(meta["scale"], (list, tuple))
 
     def loss_fixture_meta(self, targets: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """The sizes (and e.g. joints) a loss fixture's batch of targets implies: the meta
