@@ -1,5 +1,9 @@
 """Per-sample targets of the tasks beyond ctdet and multi_pose, against upstream's numpy code.
 
+ddd: 20 KITTI-like objects (with ignore regions), 640x192 input / 160x48
+output, upstream's training draws (``aug_ddd``), against this benchmark's
+transcription of the target part of ``DddDataset.__getitem__``.
+
 exdet: 50 objects of 80 classes with extreme points, 512 input / 128 output,
 training draws (random crop and flip).  Measured in one run, best of repeats:
 
@@ -30,8 +34,9 @@ from _timing import best_of  # noqa: E402
 from bench_dataset import _draw_umich  # noqa: E402
 from bench_encode import _radius  # noqa: E402
 
-from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, ExdetConfig, memory
-from centertargets.synthetic import detection_scene, to_coco
+from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, DddConfig, ExdetConfig,
+                           memory)
+from centertargets.synthetic import ddd_coco, detection_scene, to_coco
 
 
 def upstream_exdet(anns, width, flipped, trans, res=128, C=80, M=128, class_of=None):
@@ -62,6 +67,59 @@ def upstream_exdet(anns, width, flipped, trans, res=128, C=80, M=128, class_of=N
             _draw_umich(hms["c"][cls], ct, r)
             reg_mask[k] = 1
     return hms, regs, inds, reg_mask
+
+
+def upstream_ddd(anns, trans, cat_ids, res=(160, 48), C=3, M=50, aug=False):
+    """The target part of upstream's DddDataset.__getitem__ (training: no gt_det), transcribed."""
+    W, H = res
+    hm = np.zeros((C, H, W), np.float32)
+    wh = np.zeros((M, 2), np.float32)
+    reg = np.zeros((M, 2), np.float32)
+    dep = np.zeros((M, 1), np.float32)
+    rotbin = np.zeros((M, 2), np.int64)
+    rotres = np.zeros((M, 2), np.float32)
+    dim = np.zeros((M, 3), np.float32)
+    ind = np.zeros(M, np.int64)
+    reg_mask = np.zeros(M, np.uint8)
+    rot_mask = np.zeros(M, np.uint8)
+    for k in range(min(len(anns), M)):
+        ann = anns[k]
+        x, y, w_, h_ = ann["bbox"]
+        bbox = np.array([x, y, x + w_, y + h_], np.float32)
+        cls = int(cat_ids[ann["category_id"]])
+        if cls <= -99:
+            continue
+        bbox[:2] = np.dot(trans, np.array([bbox[0], bbox[1], 1.0], np.float32))[:2]
+        bbox[2:] = np.dot(trans, np.array([bbox[2], bbox[3], 1.0], np.float32))[:2]
+        bbox[[0, 2]] = np.clip(bbox[[0, 2]], 0, W - 1)
+        bbox[[1, 3]] = np.clip(bbox[[1, 3]], 0, H - 1)
+        h, w = bbox[3] - bbox[1], bbox[2] - bbox[0]
+        if h > 0 and w > 0:
+            r = max(0, int(_radius(h, w)))
+            ct = np.array([(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2], np.float32)
+            ct_int = ct.astype(np.int32)
+            if cls < 0:
+                ignore = list(range(C)) if cls == -1 else [-cls - 2]
+                for cc in ignore:
+                    _draw_umich(hm[cc], ct, r)
+                hm[ignore, ct_int[1], ct_int[0]] = 0.9999
+                continue
+            _draw_umich(hm[cls], ct, r)
+            wh[k] = 1. * w, 1. * h
+            alpha = ann["alpha"]
+            if alpha < np.pi / 6. or alpha > 5 * np.pi / 6.:
+                rotbin[k, 0] = 1
+                rotres[k, 0] = alpha - (-0.5 * np.pi)
+            if alpha > -np.pi / 6. or alpha < -5 * np.pi / 6.:
+                rotbin[k, 1] = 1
+                rotres[k, 1] = alpha - (0.5 * np.pi)
+            dep[k] = ann["depth"]
+            dim[k] = ann["dim"]
+            ind[k] = ct_int[1] * W + ct_int[0]
+            reg[k] = ct - ct_int
+            reg_mask[k] = 0 if aug else 1
+            rot_mask[k] = 1
+    return hm, wh, reg, dep, rotbin, rotres, dim, ind, reg_mask, rot_mask
 
 
 def _exdet_coco(n_images: int, per_image: int) -> dict:
@@ -122,6 +180,47 @@ def main() -> None:
           f"ours {t_up / t_ours:5.1f}x faster")
     print(f"  floor: np.zeros of the five heatmaps   {t_floor * 1e3:7.3f} ms/sample   "
           f"({100 * t_floor / t_ours:.0f}% of ours)")
+
+    kitti = ddd_coco(args.images, 20, seed=0)
+    dcfg = DddConfig(output_size=(160, 48))
+    dds = CenterNetDataset(CocoDataset(kitti), dcfg, augment=AugmentConfig(train=True))
+    dparams = [dds.params(i) for i in range(len(dds))]
+    dby_image: dict[int, list] = {}
+    for a in kitti["annotations"]:
+        dby_image.setdefault(a["image_id"], []).append(a)
+    cat_ids = dict(dcfg.category_map)
+    m = len(dds)
+
+    def ours_ddd():
+        i = k[0] % m
+        k[0] += 1
+        dds.item(i, dparams[i])
+
+    def upstream_ddd_sample():
+        i = k[0] % m
+        k[0] += 1
+        p = dparams[i]
+        upstream_ddd(dby_image[dds.annotations(i).image_id], p.matrix((160, 48)), cat_ids,
+                     aug=p.augmented)
+
+    enc = dds.encoder((160, 48))
+    unit = dds.unit
+
+    def ours_ddd_targets():             # the targets alone: no meta, no item bookkeeping
+        i = k[0] % m
+        k[0] += 1
+        enc.encode_prepared(unit.prepared(dds.annotations(i), dparams[i], (160, 48), dcfg))
+
+    t_ours = best_of(ours_ddd, args.repeat, 4 * m)
+    t_targets = best_of(ours_ddd_targets, args.repeat, 4 * m)
+    t_up = best_of(upstream_ddd_sample, args.repeat, 2 * m)
+    print("ddd targets, 20 KITTI objects (3 classes, ignore regions), 640x192 -> 160x48, "
+          "training draws:")
+    print(f"  centertargets (CenterNetDataset.item)  {t_ours * 1e3:7.3f} ms/sample   "
+          f"{t_up / t_ours:5.1f}x faster")
+    print(f"  centertargets, targets alone           {t_targets * 1e3:7.3f} ms/sample   "
+          f"{t_up / t_targets:5.1f}x faster")
+    print(f"  upstream transcription                 {t_up * 1e3:7.3f} ms/sample")
 
 
 if __name__ == "__main__":

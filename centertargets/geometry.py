@@ -10,7 +10,7 @@ of the region mapped onto the output width; a float, or ``(sw, sh)`` with
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -43,16 +43,24 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
     # rounded to float32 only after c + src_dir); anything else is float32 (ctdet, pose)
     center = center if isinstance(center, np.ndarray) and center.dtype == np.float64 else \
         np.asarray(center, dtype=np.float32)
-    if isinstance(scale, (int, float, np.number)) or np.ndim(scale) == 0:
+    if isinstance(scale, np.ndarray) and scale.dtype == np.float64 and scale.ndim == 1:
+        src_w: Any = float(scale[0])      # the same float64 arithmetic, without numpy scalars
+    elif isinstance(scale, (int, float, np.number)) or np.ndim(scale) == 0:
         scale = np.array([scale, scale], dtype=np.float32)
+        src_w = scale[0]
     else:   # upstream keeps an array scale's dtype: float64 for keep_res training draws
         scale = np.asarray(scale, dtype=np.result_type(np.asarray(scale).dtype, np.float32))
-    src_w = scale[0]
-    rot_rad = np.pi * rot / 180
-    sn, cs = np.sin(rot_rad), np.cos(rot_rad)
+        src_w = scale[0]
+    if rot == 0:                          # sin(0) and cos(0) are exact: skip the calls
+        sn, cs = 0.0, 1.0
+    else:
+        rot_rad = np.pi * rot / 180
+        sn, cs = np.sin(rot_rad), np.cos(rot_rad)
     half = src_w * -0.5
     # upstream: src_dir in float64; src[0] = c + s * shift, src[1] = c + src_dir + s * shift
-    dir_x, dir_y = 0 * cs - half * sn, 0 * sn + half * cs
+    # float64 scalars, as upstream's src_dir: a float32 centre plus them is float64 (NEP 50
+    # would keep a float32 + Python float in float32)
+    dir_x, dir_y = np.float64(0 * cs - half * sn), np.float64(0 * sn + half * cs)
     src = np.empty((3, 2), dtype=np.float32)
     if not any(shift):               # the default (upstream never shifts): no array arithmetic
         src[0] = center
@@ -188,3 +196,15 @@ def _flip_permutation(num_joints: int, flip_idx: tuple[tuple[int, int], ...]) ->
         perm[a], perm[b] = b, a
     perm.flags.writeable = False
     return perm
+
+
+def box_3d_corners(dim: Sequence[float], location: Sequence[float], rotation_y: float
+                   ) -> np.ndarray:
+    """(8, 3) corners of a KITTI box: ``dim`` (h, w, l), ``location`` its bottom centre (X, Y,
+    Z; Y down), yawed by ``rotation_y`` about the Y axis.  Corners 0-3 are the bottom face."""
+    h, w, l = (float(v) for v in dim)
+    c, s = np.cos(rotation_y), np.sin(rotation_y)
+    xs = np.array([l, l, -l, -l, l, l, -l, -l]) / 2
+    ys = np.array([0, 0, 0, 0, -h, -h, -h, -h], np.float64)
+    zs = np.array([w, -w, -w, w, w, -w, -w, w]) / 2
+    return np.stack([c * xs + s * zs, ys, -s * xs + c * zs], 1) + np.asarray(location, float)

@@ -118,6 +118,7 @@ def ddd_coco(num_images: int = 4, num_objects: int = 8, seed: int = 0,
     at the box's centre ``u``), so that decoding perfect outputs gives the yaw
     back.  Categories are KITTI's 1-9, mostly cars.
     """
+    from .geometry import box_3d_corners
     from .tasks.ddd import KITTI_CALIB
 
     rng = np.random.default_rng(seed)
@@ -135,11 +136,7 @@ def ddd_coco(num_images: int = 4, num_objects: int = 8, seed: int = 0,
             X = rng.uniform(-0.4, 0.4) * Z
             Y = 1.65                                           # the camera is 1.65 m up
             ry = rng.uniform(-np.pi, np.pi)
-            c, s = np.cos(ry), np.sin(ry)
-            xs = np.array([l, l, -l, -l, l, l, -l, -l]) / 2
-            ys = np.array([0, 0, 0, 0, -h, -h, -h, -h])
-            zs = np.array([w, -w, -w, w, w, -w, -w, w]) / 2
-            corners = np.stack([c * xs + s * zs + X, ys + Y, -s * xs + c * zs + Z], 0)
+            corners = box_3d_corners((h, w, l), (X, Y, Z), ry).T
             uvw = P @ np.vstack([corners, np.ones(8)])
             uv = uvw[:2] / uvw[2]
             x1, y1 = np.clip(uv.min(1), 0, [W - 1, H - 1])

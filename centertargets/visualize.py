@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .augment import COCO_MEAN_BGR, COCO_STD_BGR
+from .geometry import box_3d_corners
 
 
 def palette(n: int) -> np.ndarray:
@@ -210,6 +211,28 @@ def render_detections(image_rgb: np.ndarray, gt_boxes: np.ndarray, gt_keypoints:
     right = draw_people(np.array(image_rgb, copy=True), boxes, keypoints, skeleton,
                         (255, 200, 0))
     return np.concatenate([_label(left, "ground truth"), _label(right, title)], axis=1)
+
+
+def draw_boxes_3d(image_rgb: np.ndarray, boxes: np.ndarray, calib: np.ndarray,
+                  colour: tuple[int, int, int] = (255, 80, 80)) -> np.ndarray:
+    """3D boxes projected onto an RGB image (a copy): ``boxes`` (K, 14) rows of
+    :func:`losses.ddd.ddd_post_process` (``alpha, x1, y1, x2, y2, h, w, l, X, Y, Z,
+    rotation_y, score, class``), ``calib`` the (3, 4) camera.  The front face is crossed."""
+    out = np.ascontiguousarray(image_rgb, np.uint8).copy()
+    P = np.asarray(calib, np.float64).reshape(3, 4)
+    for row in np.asarray(boxes, np.float64).reshape(-1, 14):
+        corners = box_3d_corners(row[5:8], row[8:11], row[11])
+        uvw = P @ np.hstack([corners, np.ones((8, 1))]).T
+        if (uvw[2] <= 0).any():                         # behind the camera
+            continue
+        uv = np.round((uvw[:2] / uvw[2]).T).astype(np.int64)
+        pts = [tuple(int(v) for v in q) for q in uv]
+        for a, b in ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4),
+                     (0, 4), (1, 5), (2, 6), (3, 7)):
+            cv2.line(out, pts[a], pts[b], colour, 2, cv2.LINE_AA)
+        for a, b in ((0, 5), (1, 4)):                   # the face the yaw points to
+            cv2.line(out, pts[a], pts[b], colour, 1, cv2.LINE_AA)
+    return out
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:

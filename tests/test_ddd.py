@@ -229,3 +229,25 @@ def test_configs_and_inputs_are_checked():
                    dim=np.ones((3, 2)))
     with pytest.raises(ValueError, match=r"classes\[0\]=5: expected a class index"):
         enc.encode(_BOXES, [5, 1, 2], **_3D)
+
+
+def test_3d_boxes_are_drawn_where_the_camera_sees_their_corners():
+    from centertargets.geometry import box_3d_corners
+    from centertargets.tasks.ddd import KITTI_CALIB
+    from centertargets.visualize import draw_boxes_3d
+
+    P = np.array(KITTI_CALIB)
+    row = np.zeros(14)
+    row[5:8] = (1.5, 1.6, 4.0)                                # h, w, l
+    row[8:11] = (2.0, 1.65, 20.0)                             # bottom centre, 20 m ahead
+    row[11] = 0.4
+    behind = row.copy()
+    behind[10] = -5.0
+    img = np.full((375, 1242, 3), 40, np.uint8)
+    out = draw_boxes_3d(img, np.stack([row, behind]), P)
+    corners = box_3d_corners(row[5:8], row[8:11], row[11])
+    uvw = P @ np.hstack([corners, np.ones((8, 1))]).T
+    for u, v in np.round((uvw[:2] / uvw[2]).T).astype(int):
+        assert (out[v, u] != 40).any()                        # every corner is on a line
+    changed = (out != 40).any(2)
+    assert changed.sum() > 500 and not (img != 40).any()      # the input is left as it was

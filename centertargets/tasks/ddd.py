@@ -22,7 +22,6 @@ shifts and scales the image (no flip, no rotation, no colour); then every
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
@@ -347,8 +346,9 @@ class DddEncoder(Encoder):
     def encode_prepared(self, annotations: Annotations, out: dict[str, np.ndarray] | None = None
                         ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         # each encoded object's centre and size, for gt_det: written by the kernel
-        a = dataclasses.replace(annotations, extras={
-            **annotations.extras, "centers": np.zeros((len(annotations.boxes), 4), np.float32)})
+        b = annotations
+        a = Annotations(b.boxes, b.classes, b.keypoints, b.rotated, {
+            **b.extras, "centers": np.zeros((len(b.boxes), 4), np.float32)})
         t, stats, status = super().encode_prepared(a, out)
         if self.config.with_gt_det:
             t["gt_det"] = self._gt_det(a, status)
