@@ -35,6 +35,7 @@ STATUS_NAMES = {
     K.ST_DEGENERATE: "dropped: zero width or height after clipping to the map",
     K.ST_NO_KEYPOINTS: "encoded in hm only: no labelled keypoint (reg_mask 0)",
     K.ST_BAD_CLASS: "refused: class outside [0, num_classes)",
+    K.ST_IGNORED: "an ignore region (in hm at 0.9999, never a positive) or a skipped category",
 }
 
 
@@ -63,6 +64,7 @@ _REPORT_FIELDS = {
     "keypoints_labelled": K.S_KPS_LABELLED,
     "keypoints_encoded": K.S_KPS_ENCODED,
     "keypoints_outside": K.S_KPS_OUTSIDE,
+    "ignored": K.S_IGNORED,
 }
 
 
@@ -82,8 +84,9 @@ class EncodeReport:
     no_keypoints : persons with no labelled keypoint (multi_pose).
     keypoints_labelled / keypoints_encoded / keypoints_outside : labelled
         (v > 0) joints of encoded persons, those inside the map, those outside.
+    ignored : ignore regions and skipped categories (ddd's negative classes).
     status : int8 (N,), per object: 0 encoded, 1 beyond max_objs,
-        2 degenerate, 3 no labelled keypoint; see ``STATUS_NAMES``.
+        2 degenerate, 3 no labelled keypoint, 4 bad class, 5 ignored; see ``STATUS_NAMES``.
     """
 
     num_objects: int
@@ -95,6 +98,7 @@ class EncodeReport:
     keypoints_labelled: int
     keypoints_encoded: int
     keypoints_outside: int
+    ignored: int
     status: np.ndarray = field(compare=False)
 
     @classmethod
@@ -366,7 +370,7 @@ class Encoder:
     def _write_cat(t: dict[str, np.ndarray], classes: np.ndarray, status: np.ndarray) -> None:
         if "cat" in t:
             m = min(len(classes), t["cat"].shape[0])
-            written = status[:m] != K.ST_DEGENERATE
+            written = (status[:m] == K.ST_ENCODED) | (status[:m] == K.ST_NO_KEYPOINTS)
             t["cat"][:m][written] = classes[:m][written]
 
     def _check_overflow(self, n: int) -> None:

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from centertargets import (CtdetConfig, CtdetEncoder, ExdetConfig, ExdetEncoder, MultiPoseConfig,
-                           MultiPoseEncoder, RadiusConfig)
+from centertargets import (CtdetConfig, CtdetEncoder, DddConfig, DddEncoder, ExdetConfig,
+                           ExdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
 
 
 def random_config(rng: np.random.Generator):
@@ -32,6 +32,11 @@ def random_config(rng: np.random.Generator):
                                       int(rng.integers(0, min(W, H, 4) + 1))),
                   reg_offset=bool(rng.random() < 0.8), with_cat=bool(rng.random() < 0.3))
     task = rng.random()
+    if task < 0.1:
+        C = int(rng.integers(1, 4))
+        return DddConfig(num_classes=C, category_map=None, reg_bbox=bool(rng.random() < 0.8),
+                         rect_mask=bool(rng.random() < 0.3),
+                         **dict(common, heatmap=str(rng.choice(["umich", "msra"]))))
     if task < 0.2:
         return ExdetConfig(num_classes=int(rng.integers(1, 5)),
                            agnostic_ex=bool(rng.random() < 0.3),
@@ -62,7 +67,13 @@ def random_inputs(rng: np.random.Generator, cfg):
     if rng.random() < 0.05 and n:
         classes[int(rng.integers(n))] = cfg.num_classes          # out of range
     kps = None
-    if cfg.task == "exdet":                 # points on the boxes' sides: top, left, bottom, right
+    if cfg.task == "ddd":                   # ignore codes (-1, -2 - c, -99) among the classes
+        codes = np.array([-1, -99] + [-2 - c for c in range(cfg.num_classes)])
+        ignore = rng.random(n) < 0.2
+        classes = np.where(ignore, rng.choice(codes, n), classes)
+        kps = {"alpha": rng.uniform(-np.pi, np.pi, n), "depth": rng.uniform(1, 80, n),
+               "dim": rng.uniform(0.3, 5, (n, 3)), "augmented": bool(rng.random() < 0.3)}
+    elif cfg.task == "exdet":                 # points on the boxes' sides: top, left, bottom, right
         b = boxes.astype(np.float64)
         u = rng.uniform(0, 1, (n, 4))
         kps = np.stack([np.stack([b[:, 0] + u[:, 0] * (b[:, 2] - b[:, 0]), b[:, 1]], 1),
@@ -103,6 +114,25 @@ def check_exdet(cfg, t, classes: np.ndarray) -> None:
         assert not np.any(ind[unused]) and not np.any(reg[unused]), f"{p} in an unused slot"
 
 
+def check_ddd(cfg, t, classes: np.ndarray) -> None:
+    """ddd: hm finite in [0, 1]; each supervised slot a 1.0 peak of its (non-negative) class
+    at ind; bins 0/1 with a residual only where the bin holds; no slot for ignore regions."""
+    W, H = cfg.output_size
+    assert np.all(np.isfinite(t["hm"]) & (t["hm"] >= 0) & (t["hm"] <= 1)), "hm outside [0, 1]"
+    m = t["rot_mask"].astype(bool)
+    assert not (t["reg_mask"].astype(bool) & ~m).any(), "reg_mask without rot_mask"
+    n = min(len(classes), cfg.max_objs)
+    cls = np.full(cfg.max_objs, -1)
+    cls[:n] = classes[:n]
+    assert (cls[m] >= 0).all(), "a slot for an ignore region"
+    if cfg.heatmap == "umich" and not (cls[:n] < 0).any():
+        # (upstream's MSRA Gaussian sits at round(c), ind at floor(c); and an ignore region
+        # drawn later may cover an earlier peak with 0.9999: both reproduced)
+        assert np.all(t["hm"][cls[m], t["ind"][m] // W, t["ind"][m] % W] == 1.0), "hm peaks"
+    assert set(np.unique(t["rotbin"])) <= {0, 1} and not t["rotres"][t["rotbin"] == 0].any()
+    assert not t["rotbin"][~m].any() and not t["dep"][~m].any(), "written in an empty slot"
+
+
 def check_targets(cfg, t, classes: np.ndarray) -> None:
     """The invariants every encoded sample must satisfy."""
     W, H = cfg.output_size
@@ -110,6 +140,8 @@ def check_targets(cfg, t, classes: np.ndarray) -> None:
         assert t[name].shape == spec.shape and t[name].dtype == spec.dtype, name
     if cfg.task == "exdet":
         return check_exdet(cfg, t, classes)
+    if cfg.task == "ddd":
+        return check_ddd(cfg, t, classes)
     hm = t["hm"]
     assert np.all((hm >= 0) & (hm <= 1)), "hm outside [0, 1]"
     m = t["reg_mask"].astype(bool)
@@ -150,7 +182,9 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
         boxes, classes, kps = random_inputs(rng, cfg)
         rotated = cfg.task == "multi_pose" and bool(rng.random() < 0.1)
         try:
-            if cfg.task == "exdet":
+            if cfg.task == "ddd":
+                t = DddEncoder(cfg).encode(boxes, classes, **kps)
+            elif cfg.task == "exdet":
                 t = ExdetEncoder(cfg).encode(kps, classes)
             elif cfg.task == "ctdet":
                 t = CtdetEncoder(cfg).encode(boxes, classes)

@@ -29,6 +29,8 @@ def _targets(rng: np.random.Generator, cfg, enc) -> dict[str, np.ndarray]:
     classes = np.clip(classes, 0, cfg.num_classes - 1)
     if cfg.task == "exdet":
         return enc.encode(np.nan_to_num(kps, nan=1.0), classes)
+    if cfg.task == "ddd":
+        return enc.encode(boxes, classes, **kps)
     if kps is None:
         return enc.encode(boxes, classes)
     kps[..., 2] = np.clip(kps[..., 2], 0, 2)
@@ -53,7 +55,8 @@ def one_case(rng: np.random.Generator, case: int) -> str:
         flat[rng.integers(0, flat.numel(), 3)] = 1e4
         out[name] = x.to(dtype).requires_grad_()
     focal = ("centernet", "logits", "fast")[case % 3]
-    if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat or cfg.task == "exdet"):
+    if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat
+                            or cfg.task in ("exdet", "ddd")):
         focal = "centernet"
     opts = LossOptions(focal=focal, focal_hm_hp="centernet")
     with torch.no_grad():                  # infinite regression outputs make an infinite L1
@@ -69,10 +72,11 @@ def one_case(rng: np.random.Generator, case: int) -> str:
     dec = tasks.unit_of(cfg).decoder_class()(cfg, K=K)
     dets = dec({k: v.detach().float().nan_to_num(posinf=50, neginf=-50) for k, v in out.items()})
     J = getattr(cfg, "num_joints", 0)
-    width = {"ctdet": 6, "multi_pose": 6 + 2 * J, "exdet": 14}[cfg.task]
+    width = {"ctdet": 6, "multi_pose": 6 + 2 * J, "exdet": 14,
+             "ddd": 18 if getattr(cfg, "reg_bbox", False) else 16}[cfg.task]
     rows = min(1000, K ** 4) if cfg.task == "exdet" else K
     assert dets.shape == (2, rows, width), (case, dets.shape)
-    scores, cls = dets[..., 4], dets[..., -1]
+    scores, cls = dets[..., 2 if cfg.task == "ddd" else 4], dets[..., -1]
     assert ((cls >= 0) & (cls < cfg.num_classes)).all(), case
     if cfg.task == "exdet":                     # a broken grouping rule subtracts 1 per rule
         assert (scores <= 1).all() and torch.isfinite(dets).all(), case

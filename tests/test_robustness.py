@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           ExdetConfig, ExdetEncoder, MultiPoseConfig, MultiPoseEncoder,
-                           RadiusConfig)
+                           DddConfig, ExdetConfig, ExdetEncoder, MultiPoseConfig,
+                           MultiPoseEncoder, RadiusConfig)
 from centertargets.tasks.multi_pose import encode_multi_pose
 from centertargets.synthetic import person_scene, to_coco
 
@@ -460,9 +460,25 @@ def _catalogue():
          "annotation id=7 extreme_points=[[2, 1], [1, 2], [2, 5]]: expected 4 points"),
         ("exdet points of the wrong shape", lambda: ExdetEncoder(ExdetConfig(num_classes=1))
          .encode(np.zeros((1, 3, 2)), [0]), ValueError, "points has shape (1, 3, 2)"),
+        ("ddd annotation without depth", lambda: CenterNetDataset(
+            CocoDataset(_ddd_with(lambda d: d["annotations"][0].pop("depth"))), DddConfig()),
+         ValueError, "annotation id=1 depth=None: expected the depth in metres"),
+        ("ddd calib that is not 3x4", lambda: CenterNetDataset(
+            CocoDataset(_ddd_with(lambda d: d["images"][0].update(calib=[[1, 0, 0]]))),
+            DddConfig()), ValueError, "image id=1 calib=[[1, 0, 0]]: expected the camera's 3x4"),
+        ("ddd category without a class", lambda: DddConfig(category_map=((1, 0), (2, -9))),
+         ValueError, "category 2 maps to -9"),
         ("positions beyond the map in the functional gather", lambda: LF.transpose_and_gather(
             torch.zeros(1, 2, 4, 4), torch.tensor([[16]])), ValueError, "ind holds 16"),
     ]
+
+
+def _ddd_with(mutate):
+    from centertargets.synthetic import ddd_coco
+
+    d = ddd_coco(num_images=1, num_objects=2, seed=0)
+    mutate(d)
+    return d
 
 
 def _aliased(enc):

@@ -35,7 +35,8 @@ S_KPS_LABELLED = 7     # labelled (v > 0) keypoints of considered, non-degenerat
 S_KPS_ENCODED = 8      # of those, inside the output map
 S_KPS_OUTSIDE = 9      # of those, outside the output map
 S_BAD_CLASS = 10       # objects whose class is outside [0, C): nothing is encoded then
-NSTATS = 11
+S_IGNORED = 11         # ignore regions and skipped categories (ddd): in hm at most, no slot
+NSTATS = 12
 
 # values of ``status``
 ST_ENCODED = 0
@@ -43,6 +44,7 @@ ST_DROPPED = 1
 ST_DEGENERATE = 2
 ST_NO_KEYPOINTS = 3
 ST_BAD_CLASS = 4
+ST_IGNORED = 5
 
 
 

@@ -33,8 +33,8 @@ from ..config import BaseConfig, check_bool, check_choice, fail
 from ..encoders import Annotations, Encoder, call_kernel, check_boxes, kernel_array
 from ..kernels._jit import jit
 from ..kernels.encode import (S_BAD_CLASS, S_COLLISIONS, S_CONSIDERED, S_DEGENERATE, S_DROPPED,
-                              S_ENCODED, S_INPUT, ST_BAD_CLASS, ST_DEGENERATE, ST_DROPPED,
-                              ST_ENCODED, clip32)
+                              S_ENCODED, S_IGNORED, S_INPUT, ST_BAD_CLASS, ST_DEGENERATE,
+                              ST_DROPPED, ST_ENCODED, ST_IGNORED, clip32)
 from ..kernels.gaussian import draw_msra_sigma, draw_umich_unit, gaussian_radius, get_patch32
 from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
@@ -209,7 +209,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
     reg_mask, rot_mask uint8 (M,): written.
     centers : float32 (N, 4), written: each encoded object's centre and w, h (gt_det).
     stats : int64 (NSTATS,); status : int8 (N,): written (ignore regions and skipped
-        objects count as degenerate: they hold no slot).
+        objects are ``ST_IGNORED``: they hold no slot).
     """
     C, H, W = hm.shape
     n = boxes.shape[0]
@@ -230,8 +230,8 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
     for k in range(nobj):
         cls = classes[k]
         if cls <= -99:
-            status[k] = ST_DEGENERATE
-            stats[S_DEGENERATE] += 1
+            status[k] = ST_IGNORED
+            stats[S_IGNORED] += 1
             continue
         x1 = clip32(boxes[k, 0], W - 1)
         y1 = clip32(boxes[k, 1], H - 1)
@@ -267,8 +267,8 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
                     else:
                         draw_umich_unit(hm[cc], cx, cy, radius, get_patch32(radius, table32))
                     hm[cc, cy, cx] = np.float32(0.9999)
-            status[k] = ST_DEGENERATE
-            stats[S_DEGENERATE] += 1
+            status[k] = ST_IGNORED
+            stats[S_IGNORED] += 1
             continue
         if hm[cls, cy, cx] == 1.0:
             stats[S_COLLISIONS] += 1
@@ -412,7 +412,16 @@ class DddUnit(TaskUnit):
 
     def config_for_coco(self, coco: "CocoDataset", output_size: tuple[int, int],
                         max_objs: int | None = None) -> DddConfig:
-        return DddConfig(output_size=output_size, max_objs=max_objs or 50,
+        """A file with KITTI's nine category ids gets KITTI's map (3 classes and ignore
+        regions), any other its own categories as classes; the map keeps the first image's
+        aspect ratio at ``output_size``'s width (KITTI: 128 -> 128x40)."""
+        W = int(output_size[0])
+        H = int(output_size[1])
+        if len(coco) and coco[0].width and coco[0].height:
+            H = max(8, int(round(W * coco[0].height / coco[0].width / 8)) * 8)
+        if sorted(coco.category_ids) == sorted(c for c, _ in KITTI_CATEGORY_MAP):
+            return DddConfig(output_size=(W, H), max_objs=max_objs or 50)
+        return DddConfig(output_size=(W, H), max_objs=max_objs or 50,
                          num_classes=max(coco.num_classes, 1), category_map=None)
 
     def adapt(self, config: Any, coco: "CocoDataset") -> DddConfig:
@@ -466,6 +475,9 @@ class DddUnit(TaskUnit):
             c[0] += width * float(np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf))
             c[1] += height * float(np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf))
         return AugmentParams((c[0], c[1]), s, center_dtype="float64", augmented=aug)
+
+    def audit_rows(self, totals: Mapping[str, int]) -> list[tuple[str, int, str]]:
+        return [("  ignore regions and skipped", totals.get("ignored", 0), "objects")]
 
     def item_meta(self, image: "ImageAnnotations", config: Any) -> dict[str, np.ndarray]:
         return {"calib": np.asarray(image.image_fields["calib"], np.float32)}
