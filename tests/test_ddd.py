@@ -251,3 +251,21 @@ def test_3d_boxes_are_drawn_where_the_camera_sees_their_corners():
         assert (out[v, u] != 40).any()                        # every corner is on a line
     changed = (out != 40).any(2)
     assert changed.sum() > 500 and not (img != 40).any()      # the input is left as it was
+
+
+def test_the_two_ddd_quirks_have_corrected_switches():
+    one = dict(alpha=np.array([0.0]), depth=np.array([5.0]), dim=np.ones((1, 3)))
+    box = np.array([[10, 10, 21, 21]], np.float32)            # centre 15.5: round 16, floor 15
+    up = DddEncoder(DddConfig(heatmap="msra", category_map=None)).encode(box, [0], **one)
+    at = DddEncoder(DddConfig(heatmap="msra", category_map=None, msra_center="ind")
+                    ).encode(box, [0], **one)
+    y, x = divmod(int(up["ind"][0]), up["hm"].shape[2])
+    assert (y, x) == (15, 15) and up["hm"][0, y, x] < 1.0 and up["hm"][0, 16, 16] == 1.0
+    assert at["hm"][0, y, x] == 1.0
+    boxes = np.array([[10, 10, 30, 30], [12, 12, 28, 28]], np.float32)   # same centre 20, 20
+    two = dict(alpha=np.zeros(2), depth=np.ones(2), dim=np.ones((2, 3)))
+    lowered = DddEncoder(DddConfig(category_map=None)).encode(boxes, [0, -1], **two)
+    kept = DddEncoder(DddConfig(category_map=None, ignore_regions="keep_positives")
+                      ).encode(boxes, [0, -1], **two)
+    assert lowered["hm"][0, 20, 20] == np.float32(0.9999) and lowered["rot_mask"][0] == 1
+    assert kept["hm"][0, 20, 20] == 1.0

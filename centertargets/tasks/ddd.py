@@ -101,6 +101,11 @@ class DddConfig(BaseConfig):
     alpha_in_degree : annotations give alpha in degrees (converted as upstream does).
     with_gt_det : add ``gt_det`` (n, 18) float32, upstream's validation ``meta['gt_det']``
         (variable length: batch with a collate that keeps lists).
+    msra_center : with ``"msra"``, ``"upstream"`` centres each Gaussian on ``int(c + 0.5)``
+        while ``ind`` is ``int(c)`` (the peak is a pixel off when the fraction is >= 0.5);
+        ``"ind"`` centres it on ``ind``.
+    ignore_regions : ``"upstream"`` sets an ignore region's centre (or box) to 0.9999 even
+        over a real object's 1.0 peak; ``"keep_positives"`` leaves 1.0 peaks alone.
     """
 
     output_size: tuple[int, int] = (320, 96)
@@ -114,6 +119,8 @@ class DddConfig(BaseConfig):
     aug_ddd: float = 0.5
     alpha_in_degree: bool = False
     with_gt_det: bool = False
+    msra_center: Literal["upstream", "ind"] = "upstream"
+    ignore_regions: Literal["upstream", "keep_positives"] = "upstream"
 
     task: ClassVar[str] = "ddd"
     _describe_fields: ClassVar[tuple[str, ...]] = ()
@@ -125,6 +132,8 @@ class DddConfig(BaseConfig):
                      "with_gt_det"):
             check_bool(owner, name, getattr(self, name))
         check_choice(owner, "zero_sigma", self.zero_sigma, ("peak", "nan"))
+        check_choice(owner, "msra_center", self.msra_center, ("upstream", "ind"))
+        check_choice(owner, "ignore_regions", self.ignore_regions, ("upstream", "keep_positives"))
         if self.heatmap == "elliptic":
             fail(owner, "heatmap", self.heatmap, "'umich' or 'msra'")
         if not (isinstance(self.aug_ddd, (int, float)) and 0 <= self.aug_ddd <= 1):
@@ -190,7 +199,8 @@ class DddConfig(BaseConfig):
 @jit
 def encode_ddd(boxes, classes, alpha, depth, dims,
                msra, zero_sigma_nan, radius_formula, min_overlap, min_radius, table32,
-               augmented, rect_mask, hm, wh, reg, dep, dim, ind, rotbin, rotres, reg_mask,
+               augmented, rect_mask, msra_at_ind, keep_positives,
+               hm, wh, reg, dep, dim, ind, rotbin, rotres, reg_mask,
                rot_mask, write_wh, write_reg, max_objs, centers, stats, status):
     """Upstream's ``DddDataset`` targets for one sample.
 
@@ -204,6 +214,8 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
     msra, zero_sigma_nan, radius_formula, min_overlap, min_radius, table32 : the heatmap.
     augmented : bool, upstream's aug_ddd was drawn (``reg_mask`` stays 0).
     rect_mask : bool, ignore regions as their box at 0.9999.
+    msra_at_ind : bool, MSRA Gaussians at ``int(c)`` like ``ind`` (upstream: ``int(c + 0.5)``).
+    keep_positives : bool, an ignore region never lowers a 1.0 peak (upstream: it does).
     hm : float32 (C, H, W); wh, reg : float32 (M, 2) when ``write_wh`` / ``write_reg``;
     dep (M, 1), dim (M, 3), rotres (M, 2) float32; ind (M,), rotbin (M, 2) int64;
     reg_mask, rot_mask uint8 (M,): written.
@@ -251,8 +263,8 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
         cx = int(ctx)
         cy = int(cty)
         # MSRA Gaussians centre on int(c + 0.5), umich ones on int(c)
-        mx = int(ctx + np.float32(0.5))
-        my = int(cty + np.float32(0.5))
+        mx = cx if msra_at_ind else int(ctx + np.float32(0.5))
+        my = cy if msra_at_ind else int(cty + np.float32(0.5))
         if cls < 0:                                  # an ignore region: never a positive
             c0 = 0 if cls == -1 else -cls - 2
             c1 = C if cls == -1 else c0 + 1
@@ -260,13 +272,15 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
                 if rect_mask:
                     for yy in range(int(y1), int(y2) + 1):
                         for xx in range(int(x1), int(x2) + 1):
-                            hm[cc, yy, xx] = np.float32(0.9999)
+                            if not (keep_positives and hm[cc, yy, xx] == 1.0):
+                                hm[cc, yy, xx] = np.float32(0.9999)
                 else:
                     if msra:
                         draw_msra_sigma(hm[cc], mx, my, radius, zero_sigma_nan)
                     else:
                         draw_umich_unit(hm[cc], cx, cy, radius, get_patch32(radius, table32))
-                    hm[cc, cy, cx] = np.float32(0.9999)
+                    if not (keep_positives and hm[cc, cy, cx] == 1.0):
+                        hm[cc, cy, cx] = np.float32(0.9999)
             status[k] = ST_IGNORED
             stats[S_IGNORED] += 1
             continue
@@ -376,7 +390,8 @@ class DddEncoder(Encoder):
                     radius_formula=self._heat["radius_formula"],
                     min_overlap=self._heat["min_overlap"], min_radius=self._heat["min_radius"],
                     table32=self._heat["table32"], augmented=bool(e.get("augmented", False)),
-                    rect_mask=cfg.rect_mask, hm=t["hm"], wh=t.get("wh", off["f2"]),
+                    rect_mask=cfg.rect_mask, msra_at_ind=cfg.msra_center == "ind",
+                    keep_positives=cfg.ignore_regions == "keep_positives", hm=t["hm"], wh=t.get("wh", off["f2"]),
                     reg=t.get("reg", off["f2"]), dep=t["dep"], dim=t["dim"], ind=t["ind"],
                     rotbin=t["rotbin"], rotres=t["rotres"], reg_mask=t["reg_mask"],
                     rot_mask=t["rot_mask"], write_wh="wh" in t, write_reg="reg" in t,
