@@ -117,6 +117,8 @@ Outputs = Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]]
 class _CenterNetLoss(nn.Module):
     config: CtdetConfig | MultiPoseConfig
     _config_type: type = object
+    #: Whether ``LossOptions.focal="fast"`` applies (exdet and ddd: no).
+    _fast_focal: bool = True
 
     def __init__(self, config: CtdetConfig | MultiPoseConfig,
                  options: LossOptions | None = None) -> None:
@@ -125,6 +127,10 @@ class _CenterNetLoss(nn.Module):
                             f"{self._config_type.__name__}")
         if options is not None and not isinstance(options, LossOptions):
             raise TypeError(f"options is {type(options).__name__}: expected LossOptions")
+        if not self._fast_focal and options is not None and options.focal == "fast":
+            raise ValueError(f"LossOptions.focal='fast' with {type(config).__name__}: expected "
+                             "'centernet' or 'logits' (the fast loss reads the positives at "
+                             "'ind', and this task's heatmaps have peaks it does not index)")
         super().__init__()
         self.config = config
         self.options = options or LossOptions()

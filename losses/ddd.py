@@ -36,7 +36,7 @@ from centertargets.decode import Decoder, nms, to_image, topk, transpose_and_gat
 from centertargets.tasks.ddd import DddConfig
 
 from . import functional as LF
-from .centernet import LossOptions, _CenterNetLoss, _zero
+from .centernet import _CenterNetLoss, _zero
 
 __all__ = ["DddLoss", "DddDecoder", "ddd_decode", "ddd_post_process", "alpha_from_bins",
            "depth_from_logits"]
@@ -94,13 +94,8 @@ class DddLoss(_CenterNetLoss):
     """
 
     _config_type = DddConfig
+    _fast_focal = False
     config: DddConfig
-
-    def __init__(self, config: DddConfig, options: LossOptions | None = None) -> None:
-        if isinstance(options, LossOptions) and options.focal == "fast":
-            raise ValueError("LossOptions.focal='fast' with DddConfig: expected 'centernet' or "
-                             "'logits'")
-        super().__init__(config, options)
 
     def forward(self, outputs: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

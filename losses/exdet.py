@@ -28,7 +28,7 @@ from centertargets.decode import Decoder, gather_feat, nms, topk, transpose_and_
 from centertargets.tasks.exdet import EXTREME_POINTS, ExdetConfig
 
 from . import functional as LF
-from .centernet import LossOptions, _CenterNetLoss, _zero
+from .centernet import _CenterNetLoss, _zero
 
 __all__ = ["ExdetLoss", "ExdetDecoder", "exct_decode", "agnex_ct_decode"]
 
@@ -45,13 +45,8 @@ class ExdetLoss(_CenterNetLoss):
     """
 
     _config_type = ExdetConfig
+    _fast_focal = False
     config: ExdetConfig
-
-    def __init__(self, config: ExdetConfig, options: LossOptions | None = None) -> None:
-        if isinstance(options, LossOptions) and options.focal == "fast":
-            raise ValueError("LossOptions.focal='fast' with ExdetConfig: expected 'centernet' "
-                             "or 'logits' (exdet has no per-object index of its centre peaks)")
-        super().__init__(config, options)
 
     def forward(self, outputs: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
