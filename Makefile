@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_dataset.py
 	$(VENV)/bin/python benchmarks/bench_memory.py
 	$(VENV)/bin/python benchmarks/bench_tasks.py
+	$(VENV)/bin/python benchmarks/bench_tracking.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

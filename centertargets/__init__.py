@@ -21,7 +21,10 @@ from .dataset import CenterNetDataset
 from .encoders import Annotations, ClassIndexError, EncodeReport, Encoder
 from .spec import HeadSpec, TargetSpec, head_spec, target_spec
 from .tasks import (CtdetConfig, CtdetEncoder, DddConfig, DddEncoder, ExdetConfig, ExdetEncoder,
-                    MultiPoseConfig, MultiPoseEncoder, make_encoder, sample_annotations)
+                    MultiPoseConfig, MultiPoseEncoder, TrackingConfig, TrackingEncoder,
+                    TrackParams, make_encoder, sample_annotations)
+from .tracker import Tracker
+from .tracking import TrackingDataset
 
 __version__ = "0.1.0"
 
@@ -30,6 +33,7 @@ __all__ = [
     "AugmentConfig", "AugmentParams", "ColorParams", "CenterNetDataset", "CocoDataset",
     "CtdetEncoder", "MultiPoseEncoder", "EncodeReport", "Annotations", "make_encoder",
     "BaseConfig", "Encoder", "ClassIndexError", "sample_annotations", "ExdetConfig",
-    "ExdetEncoder", "DddConfig", "DddEncoder",
+    "ExdetEncoder", "DddConfig", "DddEncoder", "TrackingConfig", "TrackingEncoder",
+    "TrackParams", "TrackingDataset", "Tracker",
     "TargetSpec", "target_spec", "HeadSpec", "head_spec", "__version__",
 ]

@@ -22,11 +22,11 @@ def audit(coco, cfg, train: bool = False, image_root: str | None = None
     from tqdm import tqdm
 
     from .augment import AugmentConfig
-    from .dataset import CenterNetDataset
     from .images import UndecodableImageError
 
-    ds = CenterNetDataset(coco, cfg, augment=AugmentConfig(train=train), with_report=True,
-                          image_root=image_root)
+    unit = unit_of(cfg)
+    ds = unit.dataset_class()(coco, cfg, augment=AugmentConfig(train=train), with_report=True,
+                              image_root=image_root)
     totals: dict[str, Any] = {}
     worst: list[tuple[int, int, int]] = []
     unreadable: list[int] = []
@@ -49,6 +49,7 @@ def audit(coco, cfg, train: bool = False, image_root: str | None = None
         totals["truncated_ids"] = sorted(ds.truncated_images)[:10]
         totals["unreadable_images"] = len(unreadable)
         totals["unreadable_ids"] = unreadable[:10]
+    totals.update(unit.dataset_audit(ds))
     worst.sort(reverse=True)
     return totals, worst
 
@@ -69,6 +70,7 @@ def print_audit(totals: dict[str, Any], worst: list[tuple[int, int, int]], cfg, 
     rows += unit_of(cfg).audit_rows(totals)
     for name, v, of in rows:
         pct = f"{100.0 * v / (n_kp if of == 'keypoints' else n_obj):6.2f}%" if of else ""
+        v = f"{v:g}" if isinstance(v, float) else v
         log(f"  {name:<30} {v:>9} {pct}")
     for key, what in (("truncated", "image files cut short (decoded with grey rows)"),
                       ("unreadable", "image files missing or not decodable (skipped)")):

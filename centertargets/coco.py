@@ -20,7 +20,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -120,8 +120,8 @@ _STANDARD_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height", "license
 
 #: Annotation keys the loader reads itself or that never hold per-object numbers for a task.
 _STANDARD_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd",
-                            "keypoints", "num_keypoints", "segmentation", "attributes",
-                            "caption", "ignore"})
+                            "keypoints", "num_keypoints", "segmentation", "caption",
+                            "ignore"})
 
 
 class CocoDataset:
@@ -173,6 +173,9 @@ class CocoDataset:
             if len(set(cats)) != len(cats):
                 raise ValueError(f"category_ids={list(category_ids)}: expected distinct ids")
         self.category_ids: list[int] = cats
+        #: The file's ``videos`` list (CenterTrack's video files), or None when it has none.
+        self.videos: list[Any] | None = list(data["videos"]) \
+            if isinstance(data.get("videos"), list) else None
         self._class_of = {c: i for i, c in enumerate(cats)}
         kp_cats = [c for c in data["categories"] if c.get("keypoints")]
         self.keypoint_names: list[str] = _names(kp_cats[0]) if kp_cats else []
@@ -357,6 +360,17 @@ class CocoDataset:
         self._dense_images[name] = out
         return out
 
+    def image_field_values(self, name: str) -> list[Any]:
+        """Image field ``name`` of every image as given in the json (None where absent), in
+        the file's image order: for fields a task parses itself (videos: ``video_id``,
+        ``frame_id``, ``sensor_id``)."""
+        return list(self._raw_image_fields.get(name, [None] * len(self._files)))
+
+    @property
+    def all_image_ids(self) -> list[int]:
+        """Every image id in file order (``image_ids`` may leave some out)."""
+        return list(self._pos)
+
     def empty_image(self) -> ImageAnnotations:
         """An image with no annotations, with the file's joint count and dense fields."""
         J = self.num_joints
@@ -372,13 +386,18 @@ class CocoDataset:
         """Whether any annotation carries ``name`` (beyond the fields the loader reads)."""
         return name in self._dense or any(v is not None for v in self._raw_fields.get(name, ()))
 
-    def dense_field(self, name: str, shape: tuple[int, ...], what: str = "") -> np.ndarray:
+    def dense_field(self, name: str, shape: tuple[int, ...], what: str = "",
+                    optional: bool = False,
+                    parse: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
         """Annotation field ``name`` of every annotation as one float64 ``(N, *shape)`` array.
 
-        Checked once, here: an annotation without the field, of another size
-        or with a value that is not a finite number is a ValueError naming its
-        id (``what`` says what the field holds).  The array is kept, and
-        :meth:`image` returns views of it in ``ImageAnnotations.fields``.
+        Checked once, here: an annotation without the field (unless
+        ``optional``: then its row is NaN, "absent"), of another size or with a
+        value that is not a finite number is a ValueError naming its id
+        (``what`` says what the field holds).  ``parse`` turns a present raw
+        value into the row (it may return NaN: "absent", with ``optional``).
+        The array is kept, and :meth:`image` returns views of it in
+        ``ImageAnnotations.fields``.
         """
         got = self._dense.get(name)
         if got is not None:
@@ -390,10 +409,17 @@ class CocoDataset:
         size = int(np.prod(shape))
         out = np.empty((len(raw),) + tuple(shape), np.float64)
         for i, v in enumerate(raw):
+            if v is None and optional:
+                out[i] = np.nan
+                continue
             try:
-                a = np.asarray(v, np.float64).reshape(-1) if v is not None else None
-            except (TypeError, ValueError):
+                a = None if v is None else np.asarray(v if parse is None else parse(v),
+                                                      np.float64).reshape(-1)
+            except (TypeError, ValueError, IndexError):
                 a = None
+            if a is not None and optional and a.size == size and np.isnan(a).all():
+                out[i] = np.nan
+                continue
             if a is None or a.size != size or not np.isfinite(a).all() or \
                     (np.abs(a) > 1e7).any():
                 shown = repr(v) if len(repr(v)) <= 120 else repr(v)[:117] + "..."

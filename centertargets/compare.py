@@ -10,6 +10,7 @@ within 1e-4.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -208,7 +209,12 @@ def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     batch = {k: torch.from_numpy(v) for k, v in targets.items()}
     with torch.no_grad():
         _, stats = make_loss(config, options)(outputs, batch)
-    expected = meta["loss_stats"]
+    return compare_loss_stats(name, meta["loss_stats"], {k: float(v) for k, v in stats.items()})
+
+
+def compare_loss_stats(name: str, expected: dict[str, Any], stats: dict[str, float]
+                       ) -> FixtureResult:
+    """Every recorded loss stat within ``LOSS_RTOL`` relative (NaN only where recorded)."""
     for key in sorted(expected):
         want = float(expected[key])
         if key not in stats:
@@ -249,6 +255,21 @@ _BY_KIND: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], Fixtu
 }
 
 
+def _check_steps(replay: Callable[..., list[tuple]], name: str, meta: dict[str, Any],
+                 arrays: dict[str, np.ndarray]) -> FixtureResult:
+    """A fixture a task replays itself (``TaskUnit.fixture_checker``): each of its steps
+    compared in turn, the first failure reported."""
+    for step in replay(meta, arrays):
+        if step[0] == "loss":
+            res = compare_loss_stats(name, step[1], step[2])
+        else:
+            _, expected, got, atol, rtol = step
+            res = compare_arrays(name, expected, got, atol=atol, rtol=rtol)
+        if not res.ok:
+            return res
+    return FixtureResult(name, True)
+
+
 def check_fixture(path: str | os.PathLike[str]) -> FixtureResult:
     """Recompute one fixture and compare; never raises for a bad fixture (it fails instead)."""
     name = Path(path).name
@@ -270,6 +291,8 @@ def check_fixture(path: str | os.PathLike[str]) -> FixtureResult:
                                                  f"(task {task!r})")
     elif not supported:
         return FixtureResult(name, False, unsupported=task)
+    elif (own := tasks.get(task).fixture_checker()) is not None:
+        fn = functools.partial(_check_steps, own)
     elif kind == "loss":
         fn = _check_loss
     elif kind == "sample":

@@ -122,6 +122,9 @@ class CenterNetDataset:
     are left as they are (:mod:`centertargets.worker`).
     """
 
+    #: Whether this dataset makes two-frame samples (``TaskUnit.video`` tasks need it).
+    two_frames: bool = False
+
     def __init__(self, coco: CocoDataset, config: Any, down_ratio: int = 4,
                  augment: AugmentConfig | None = None, image_root: str | os.PathLike[str] | None
                  = None, seed: int = 0, with_report: bool = False, keep_res: bool = False,
@@ -134,6 +137,10 @@ class CenterNetDataset:
             raise TypeError(f"coco is {type(coco).__name__}: expected a CocoDataset "
                             "(CocoDataset.load(path))")
         self.unit = tasks.unit_of(config)
+        if self.unit.video and not self.two_frames:
+            raise TypeError(f"config is a {type(config).__name__}: its samples are two frames "
+                            f"of a video; use {self.unit.dataset.split(':')[1]} "
+                            f"({self.unit.dataset.replace(':', '.')})")
         config = self.unit.adapt(config, coco)
         self.coco = coco
         self.config = config

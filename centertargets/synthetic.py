@@ -155,3 +155,52 @@ def ddd_coco(num_images: int = 4, num_objects: int = 8, seed: int = 0,
             made += 1
     return {"images": images, "annotations": anns,
             "categories": [{"id": k + 1, "name": n} for k, n in enumerate(KITTI_CATEGORIES)]}
+
+
+def person_video(seed: int = 0, frames: int = 10, num_people: int = 4,
+                 image_size: tuple[int, int] = (320, 240), speed: float = 6.0) -> list[Scene]:
+    """A short video of persons walking at constant velocity (image pixels per frame),
+    bouncing off the borders; ``scene.meta["track_ids"]`` (N,) holds each person's id
+    (1..num_people), the same in every frame."""
+    rng = np.random.default_rng(seed)
+    W, H = image_size
+    first = person_scene(rng, num_people, image_size, p_occluded=0.1, p_unlabelled=0.05)
+    vel = rng.uniform(-1, 1, (num_people, 2)) * speed
+    boxes, kps = first.boxes_xywh.copy(), first.keypoints.copy()
+    scenes = []
+    for _ in range(frames):
+        s = Scene(W, H, boxes.copy(), first.category_ids.copy(), kps.copy(),
+                  {"track_ids": np.arange(1, num_people + 1)})
+        s.keypoints[s.keypoints[..., 2] == 0] = 0.0
+        scenes.append(s)
+        for k in range(num_people):
+            x, y, w, h = boxes[k]
+            for a, (lo, hi, pos) in enumerate(((0, W - w, x), (0, H - h, y))):
+                if not lo <= pos + vel[k, a] <= hi:
+                    vel[k, a] = -vel[k, a]
+            boxes[k, :2] += vel[k]
+            kps[k, :, :2] += vel[k]
+    return scenes
+
+
+def to_coco_video(videos: list[list[Scene]]) -> dict[str, Any]:
+    """A CenterTrack video COCO dict (``videos``; images with ``video_id``, ``frame_id``;
+    annotations with ``track_id``) of :func:`person_video` sequences."""
+    flat = [s for v in videos for s in v]
+    data = to_coco(flat)
+    data["videos"] = [{"id": v + 1, "file_name": f"video_{v + 1:03d}"} for v in range(len(videos))]
+    k = 0
+    by_image = {}
+    for v, frames in enumerate(videos):
+        for f, s in enumerate(frames):
+            img = data["images"][k]
+            img.update(video_id=v + 1, frame_id=f + 1,
+                       file_name=f"video_{v + 1:03d}/{f + 1:06d}.jpg")
+            by_image[img["id"]] = s
+            k += 1
+    counts: dict[int, int] = {}
+    for ann in data["annotations"]:
+        i = counts.get(ann["image_id"], 0)
+        ann["track_id"] = int(by_image[ann["image_id"]].meta["track_ids"][i])
+        counts[ann["image_id"]] = i + 1
+    return data

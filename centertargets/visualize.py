@@ -235,6 +235,67 @@ def draw_boxes_3d(image_rgb: np.ndarray, boxes: np.ndarray, calib: np.ndarray,
     return out
 
 
+
+def _as_rgb(image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    """A network input (3, H, W float32 normalised, or uint8 CHW) as RGB of ``size`` (w, h)."""
+    if image is None:
+        return np.zeros((size[1], size[0], 3), np.uint8)
+    img = np.asarray(image)
+    rgb = np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1]) if img.dtype == np.uint8 \
+        else network_input_to_rgb(img)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def render_tracking(item: dict[str, Any], config: Any, scale: int = 1) -> np.ndarray:
+    """A tracking sample as pictures (RGB uint8): the previous frame (``pre_img``) under
+    ``pre_hm`` with the previous centres the ``tracking`` targets point to (white), and the
+    current frame (``input``) under ``hm`` with an arrow from each object's centre to its
+    previous centre (``tracking``; objects without a match in the previous frame: a red
+    dot).  Input pixels times ``scale``."""
+    iw, ih = config.input_size
+    d = config.down_ratio
+    size = (iw * scale, ih * scale)
+    pre = _as_rgb(item.get("pre_img"), size)
+    if "pre_hm" in item:
+        heat = cv2.resize(colorize(item["pre_hm"][0]), size, interpolation=cv2.INTER_NEAREST)
+        pre = cv2.addWeighted(pre, 0.6, heat, 0.9, 0)
+    cur = _as_rgb(item.get("input"), size)
+    heat = cv2.resize(colorize(item["hm"]), size, interpolation=cv2.INTER_NEAREST)
+    cur = cv2.addWeighted(cur, 0.6, heat, 0.9, 0)
+    W = config.output_size[0]
+    f = d * scale
+    for k in np.flatnonzero(item["mask"] > 0):
+        cx, cy = item["ind"][k] % W, item["ind"][k] // W
+        p0 = (int((cx + item["reg"][k, 0]) * f), int((cy + item["reg"][k, 1]) * f))
+        if item["tracking_mask"][k, 0] > 0:
+            p1 = (int((cx + item["tracking"][k, 0]) * f), int((cy + item["tracking"][k, 1]) * f))
+            cv2.arrowedLine(cur, p0, p1, (255, 255, 255), 1, cv2.LINE_AA, tipLength=0.2)
+            cv2.circle(pre, p1, 2 * scale, (255, 255, 255), -1)
+        else:
+            cv2.circle(cur, p0, 2 * scale, (255, 60, 60), -1)
+    return np.concatenate([_label(pre, "pre_img + pre_hm, previous centres"),
+                           _label(cur, "input + hm, tracking arrows")], axis=1)
+
+
+def render_tracks(frames: Sequence[np.ndarray], tracks: Sequence[Sequence[tuple[int, Any]]],
+                  width: int = 240) -> np.ndarray:
+    """Frames side by side (RGB uint8, each resized to ``width``) with each frame's tracks:
+    ``tracks[t]`` lists ``(track_id, (x1, y1, x2, y2))`` in that frame's pixels; one colour
+    per track id, the id written on the box."""
+    colours = palette(12)
+    out = []
+    for img, tr in zip(frames, tracks):
+        f = width / img.shape[1]
+        canvas = cv2.resize(np.ascontiguousarray(img), (width, int(round(img.shape[0] * f))))
+        for tid, box in tr:
+            c = tuple(int(v) for v in colours[int(tid) % len(colours)])
+            x1, y1, x2, y2 = (int(v * f) for v in box)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), c, 1)
+            cv2.putText(canvas, str(int(tid)), (x1 + 2, max(y1 + 12, 12)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1, cv2.LINE_AA)
+        out.append(canvas)
+    return np.concatenate(out, axis=1)
+
 def save_png(path: str, rgb: np.ndarray) -> None:
     """Write an RGB uint8 array as PNG."""
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):

@@ -65,13 +65,16 @@ def bin_rot_loss(output: Tensor, mask: Tensor, ind: Tensor, rotbin: Tensor,
                  rotres: Tensor) -> Tensor:
     """Upstream's ``BinRotLoss``: ``output`` (B, 8, H, W) read at ``ind`` (B, M); ``mask``
     (B, M) (``rot_mask``); ``rotbin`` (B, M, 2) int; ``rotres`` (B, M, 2)."""
-    pred = LF.transpose_and_gather(output, ind).reshape(-1, 8).float()
+    big = torch.finfo(torch.float32).max
+    # +-inf logits become the largest floats: softmax of (inf, inf) would be NaN
+    pred = LF.transpose_and_gather(output, ind).reshape(-1, 8).float().clamp(-big, big)
     bins = rotbin.reshape(-1, 2)
     res = rotres.reshape(-1, 2).float()
     m = mask.reshape(-1, 1).float()
     loss = None
     for b, cols in ((0, slice(0, 2)), (1, slice(4, 6))):
-        logits = pred[:, cols] * m
+        # upstream multiplies by the mask; where() gives the same numbers without 0 * inf
+        logits = torch.where(m > 0, pred[:, cols] * m, torch.zeros_like(pred[:, cols]))
         ce = -torch.log_softmax(logits, dim=1).gather(1, bins[:, b:b + 1].long())
         term = LF.sum64(ce) / max(ce.shape[0], 1)
         loss = term if loss is None else loss + term

@@ -193,6 +193,34 @@ def _patch_tables() -> tuple[np.ndarray, np.ndarray]:
     return _PATCH_TABLES
 
 
+#: Largest radius :func:`patch_table32_covering` tabulates (beyond it, 26 MB of float32
+#: patches, the kernels compute the patch).
+PATCH_TABLE_GROW_RADIUS = 176
+_GROWN32: tuple[int, np.ndarray] | None = None
+
+
+def patch_table32_covering(radius: int) -> np.ndarray:
+    """:func:`patch_table32` extended with numpy's patches (upstream's own values) to cover
+    ``radius`` (rounded up to a multiple of 16, at most ``PATCH_TABLE_GROW_RADIUS``), for
+    maps at input resolution (CenterTrack's ``pre_hm``), whose radii are 4x the output's.
+
+    Grown once per size and process, read-only, same layout (radius r at
+    ``r (2r - 1)(2r + 1) / 3``), so it is a drop-in for ``table32``.
+    """
+    global _GROWN32
+    if radius <= PATCH_TABLE_MAX_RADIUS:
+        return patch_table32() if _GROWN32 is None else _GROWN32[1]
+    want = min(PATCH_TABLE_GROW_RADIUS, -(-int(radius) // 16) * 16)
+    have, table = _GROWN32 if _GROWN32 is not None else (PATCH_TABLE_MAX_RADIUS,
+                                                         patch_table32())
+    if have < want:
+        extra = [umich_patch_numpy(r).astype(np.float32) for r in range(have + 1, want + 1)]
+        table = np.concatenate([table, *extra])
+        table.flags.writeable = False
+        _GROWN32 = (want, table)
+    return table
+
+
 @jit
 def get_patch(radius: int, table: np.ndarray) -> np.ndarray:
     """The umich patch of ``radius`` (float64, ``(2r+1)^2``): a table view, or computed."""

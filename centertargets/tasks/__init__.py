@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .base import TaskUnit, decode_unit, for_coco, get, names, register, unit_of
 # The tasks.  Importing a module registers its unit; this is the only list of them.
-from . import ctdet, ddd, exdet, multi_pose  # noqa: E402,F401  (registration)
+from . import ctdet, ddd, exdet, multi_pose, tracking  # noqa: E402,F401  (registration)
 from .ctdet import CtdetConfig, CtdetEncoder
 from .ddd import DddConfig, DddEncoder
 from .exdet import ExdetConfig, ExdetEncoder
 from .multi_pose import MultiPoseConfig, MultiPoseEncoder
+from .tracking import TrackingConfig, TrackingEncoder, TrackParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..augment import AugmentParams
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TaskUnit", "register", "get", "unit_of", "names", "for_coco", "decode_unit",
            "make_encoder", "sample_annotations", "CtdetConfig", "CtdetEncoder",
            "MultiPoseConfig", "MultiPoseEncoder", "ExdetConfig", "ExdetEncoder", "DddConfig",
-           "DddEncoder"]
+           "DddEncoder", "TrackingConfig", "TrackingEncoder", "TrackParams"]
 
 
 def make_encoder(config: Any) -> "Encoder":

@@ -41,6 +41,11 @@ class TaskUnit:
         (``AugmentParams.center_dtype``).
     mean, std : the network input's normalisation for 0..1 pixels, as upstream applies it to
         the BGR image; None: COCO's (ddd: KITTI's).
+    video : a sample is two frames of a video (tracking): the task needs
+        :class:`~centertargets.tracking.TrackingDataset`, not ``CenterNetDataset``.
+    dataset : ``"module:Class"`` of the task's torch dataset (``dataset_class``).
+    fixture_check : ``"module:function"`` replaying the task's own reference fixture kinds
+        (see :meth:`fixture_checker`), or None.
     """
 
     name: ClassVar[str]
@@ -54,6 +59,9 @@ class TaskUnit:
     center_dtype: ClassVar[str] = "float32"
     mean: ClassVar[tuple[float, float, float] | None] = None      # None: COCO's
     std: ClassVar[tuple[float, float, float] | None] = None
+    video: ClassVar[bool] = False
+    dataset: ClassVar[str] = "centertargets.dataset:CenterNetDataset"
+    fixture_check: ClassVar[str | None] = None
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return (get, (self.name,))          # the registered instance in the receiving process
@@ -93,7 +101,24 @@ class TaskUnit:
         """Task-specific entries of an item's ``meta`` (ddd: the camera's ``calib``)."""
         return {}
 
+    def dataset_class(self) -> type:
+        """The task's dataset class (``CenterNetDataset``; tracking: ``TrackingDataset``)."""
+        return _load(self.dataset)
+
     # -- report -----------------------------------------------------------------------------------
+    def dataset_audit(self, ds: Any) -> dict[str, Any]:
+        """Task-specific counts of ``centertargets audit`` over a whole dataset (tracking: what
+        the videos give), added to the totals that :meth:`audit_rows` reads."""
+        return {}
+
+    def render(self, item: Mapping[str, Any], config: Any, coco: "CocoDataset") -> np.ndarray:
+        """A picture (RGB uint8) of one item's targets (``centertargets render``)."""
+        from ..visualize import network_input_to_rgb, render_targets
+
+        image = network_input_to_rgb(item["input"]) if "input" in item else None
+        return render_targets(dict(item), config, image=image, skeleton=coco.skeleton,
+                              joint_names=coco.keypoint_names or None)
+
     def audit_rows(self, totals: Mapping[str, int]) -> list[tuple[str, int, str]]:
         """Task-specific rows of ``centertargets audit``: ``(label, count, "objects" |
         "keypoints" | "")``."""
@@ -121,6 +146,13 @@ class TaskUnit:
         by default the meta's ``category_ids`` (upstream's COCO map), in that order."""
         ids = [int(c) for c in meta["category_ids"]]
         return [{"id": c, "name": str(c)} for c in ids], ids
+
+    def fixture_checker(self) -> Any:
+        """The function (``fixture_check``, imported on request) that replays this task's own
+        fixture kinds, or None: ``compare``'s shared scene, sample and loss checks apply.
+        It takes ``(meta, arrays)`` and returns comparison steps: ``("arrays", expected,
+        got, atol, rtol)`` or ``("loss", expected_stats, got_stats)``."""
+        return _load(self.fixture_check) if self.fixture_check else None
 
     def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
                        ) -> tuple[Any, dict[str, np.ndarray]]:
