@@ -43,7 +43,7 @@ import numpy as np
 
 from ..augment import AugmentParams, ColorParams, _border
 from ..config import BaseConfig, check_bool, check_choice, check_int, fail
-from ..encoders import Annotations, Encoder, as_numeric, call_kernel, kernel_array
+from ..encoders import Annotations, BoundKernel, Encoder, as_numeric, kernel_array
 from ..kernels._jit import jit
 from ..kernels.encode import (S_BAD_CLASS, S_COLLISIONS, S_CONSIDERED, S_DEGENERATE, S_DROPPED,
                               S_ENCODED, S_IGNORED, S_INPUT, S_KPS_ENCODED, S_KPS_LABELLED,
@@ -844,15 +844,22 @@ class TrackingEncoder(Encoder):
         on = [(arg, name) for arg, name in _KERNEL_TARGETS.items() if name in spec]
         self._target_args = tuple(arg for arg, _ in on)
         self._target_getter = lambda t, _get=operator.itemgetter(*(n for _, n in on)): _get(t)
-        self._static = {
-            "att_range": att, "radius_formula": h["radius_formula"],
-            "min_overlap": h["min_overlap"], "min_radius": h["min_radius"],
-            "table32": h["table32"], "max_objs": cfg.max_objs,
-            "write_wh": cfg.wh, "write_ltrb": cfg.ltrb, "write_ltrb_amodal": cfg.ltrb_amodal,
-            "write_ddd": cfg.ddd, "write_vel": cfg.velocity, "write_nus": cfg.nuscenes_att,
-            "outside_strip": cfg.outside_ignore == "strip",
+        radius = {"radius_formula": h["radius_formula"], "min_overlap": h["min_overlap"],
+                  "min_radius": h["min_radius"]}
+        self._encode = BoundKernel(
+            encode_tracking, att_range=att, table32=h["table32"], max_objs=cfg.max_objs,
+            write_wh=cfg.wh, write_ltrb=cfg.ltrb, write_ltrb_amodal=cfg.ltrb_amodal,
+            write_ddd=cfg.ddd, write_vel=cfg.velocity, write_nus=cfg.nuscenes_att,
+            outside_strip=cfg.outside_ignore == "strip", **radius,
             **{arg: off.get(name, f2) for arg, name in _KERNEL_TARGETS.items()
-               if name not in spec}}
+               if name not in spec})
+        iw, ih = cfg.input_size
+        self._encode_pre = BoundKernel(
+            encode_pre, num_classes=cfg.num_classes, input_w=iw, input_h=ih,
+            down_ratio=cfg.down_ratio, hm_disturb=cfg.hm_disturb,
+            lost_disturb=cfg.lost_disturb, fp_disturb=cfg.fp_disturb,
+            draw_hm=cfg.pre_hm, **radius)
+        self._no_pre_hm = np.zeros((1, 0, 0), np.float32)
 
     def encode(self, boxes: Any, classes: Any, *, track_ids: Any = None, pre_boxes: Any = None,
                pre_classes: Any = None, pre_track_ids: Any = None, keypoints: Any = None,
@@ -933,32 +940,21 @@ class TrackingEncoder(Encoder):
             table32 = patch_table32_covering(_radius_bound(
                 ex["pre_boxes"], iw, ih, h["radius_formula"], h["min_overlap"],
                 h["min_radius"]))
-        n_pre = call_kernel(
-            encode_pre, pre_boxes=ex["pre_boxes"], pre_classes=ex["pre_classes"],
-            pre_crowd=ex["pre_crowd"], pre_track=ex["pre_track"], disturb=ex["pre_disturb"],
-            num_classes=cfg.num_classes, input_w=cfg.output_size[0] * cfg.down_ratio,
-            input_h=cfg.output_size[1] * cfg.down_ratio, down_ratio=cfg.down_ratio,
-            hm_disturb=cfg.hm_disturb, lost_disturb=cfg.lost_disturb,
-            fp_disturb=cfg.fp_disturb, draw_hm=pre_hm is not None,
-            radius_formula=h["radius_formula"], min_overlap=h["min_overlap"],
-            min_radius=h["min_radius"], table32=table32,
-            pre_hm=pre_hm if pre_hm is not None else self._no_pre_hm(),
-            pre_cts=pre_cts, pre_tids=pre_tids, pre_status=pre_status, pre_fp=pre_fp)
+        n_pre = self._encode_pre(
+            pre_boxes=ex["pre_boxes"], pre_classes=ex["pre_classes"], pre_crowd=ex["pre_crowd"],
+            pre_track=ex["pre_track"], disturb=ex["pre_disturb"], table32=table32,
+            pre_hm=self._no_pre_hm if pre_hm is None else pre_hm, pre_cts=pre_cts,
+            pre_tids=pre_tids, pre_status=pre_status, pre_fp=pre_fp)
         self.last_pre = {"pre_cts": pre_cts[:n_pre], "pre_track_ids": pre_tids[:n_pre],
                          "pre_status": pre_status, "pre_fp": pre_fp}
         kps = a.keypoints if a.keypoints is not None else \
             np.zeros((len(a.boxes), cfg.num_joints, 3), np.float32)
-        args = self._static.copy()
-        args.update(zip(self._target_args, self._target_getter(t)))
-        call_kernel(
-            encode_tracking, **args, boxes=a.boxes, classes=a.classes, crowd=ex["crowd"], track=ex["track"], kps=kps,
+        self._encode(
+            **dict(zip(self._target_args, self._target_getter(t))), boxes=a.boxes,
+            classes=a.classes, crowd=ex["crowd"], track=ex["track"], kps=kps,
             alpha=ex["alpha"], depth=ex["depth"], dims=ex["dim"], amodel=ex["amodel"],
             velocity=ex["velocity"], att=ex["att"], aug_s=float(ex["aug_s"]),
             pre_cts=pre_cts, pre_tids=pre_tids, n_pre=n_pre, stats=stats, status=status)
-
-    @staticmethod
-    def _no_pre_hm() -> np.ndarray:
-        return np.zeros((1, 0, 0), np.float32)
 
     @staticmethod
     def _write_cat(t: dict[str, np.ndarray], classes: np.ndarray, status: np.ndarray) -> None:
