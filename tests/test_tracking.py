@@ -348,3 +348,37 @@ def test_make_loss_builds_the_generic_loss_and_refuses_centernet_options():
         make_loss(cfg, LossOptions())
     with pytest.raises(ValueError, match="weights\\['dep'\\]"):
         GenericLoss(cfg, weights={"dep": 1.0})
+
+
+def test_uint8_frames_finish_on_the_device_like_the_float32_path(tmp_path):
+    from torch.utils.data import default_collate
+
+    from centertargets.device import normalize_batch
+    from centertargets.track_demo import write_videos
+
+    coco = CocoDataset.load(write_videos(tmp_path, videos=1, frames=3, seed=1))
+    cfg = TrackingConfig(output_size=(32, 32), num_classes=1, max_objs=4)
+    kw = dict(augment=AugmentConfig(train=True), image_root=tmp_path, seed=5)
+    f32 = TrackingDataset(coco, cfg, **kw)
+    u8 = TrackingDataset(coco, cfg, input_dtype="uint8", **kw)
+    a = default_collate([f32[i] for i in range(3)])
+    b = default_collate([u8[i] for i in range(3)])
+    assert b["input"].dtype == torch.uint8 and b["pre_img"].dtype == torch.uint8
+    for key, color in (("input", "color"), ("pre_img", "pre_color")):
+        x = normalize_batch(b[key], {"color": b["meta"][color]})
+        assert (x - a[key]).abs().max() <= 1e-6, key
+    assert not torch.equal(a["input"], a["pre_img"])          # two frames, two draws
+
+
+def test_tracking_decoder_takes_logits():
+    from losses.tracking import TrackingDecoder, generic_decode
+
+    cfg = TrackingConfig(output_size=(16, 16), num_classes=2, max_objs=4)
+    g = torch.Generator().manual_seed(0)
+    out = {n: torch.randn(h.shape(1), generator=g) for n, h in cfg.head_spec().items()}
+    got = TrackingDecoder(cfg, K=5)(out)
+    want = generic_decode({**out, "hm": out["hm"].sigmoid()}, K=5)
+    assert set(got) == set(want) and {"tracking", "bboxes", "scores"} <= set(got)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
+    assert (got["scores"][0, :-1] >= got["scores"][0, 1:]).all()
