@@ -142,6 +142,9 @@ class CocoDataset:
         None (default): the file's own category ids in increasing order.
         Upstream COCO detection: :data:`COCO_CATEGORY_IDS`.  An annotation
         whose category is not in the map is an error.
+    category_map : instead of ``category_ids``, ``{category_id: class}`` (several
+        categories may share a class), or ``"one_class"``: every category of the
+        file is class 0 (e.g. AP-10K's 54 animal species as one "animal" for pose).
 
     Attributes
     ----------
@@ -157,7 +160,8 @@ class CocoDataset:
 
     def __init__(self, data: Mapping[str, Any], skip_crowd: bool = False,
                  images_with_annotations_only: bool = False,
-                 category_ids: Sequence[int] | None = None) -> None:
+                 category_ids: Sequence[int] | None = None,
+                 category_map: Mapping[int, int] | str | None = None) -> None:
         if not isinstance(data, Mapping):
             raise ValueError(f"COCO json is a {type(data).__name__}: expected an object with "
                              "'images', 'annotations' and 'categories'")
@@ -172,15 +176,31 @@ class CocoDataset:
             cats = [int(c) for c in category_ids]
             if len(set(cats)) != len(cats):
                 raise ValueError(f"category_ids={list(category_ids)}: expected distinct ids")
+        if category_map is not None and category_ids is not None:
+            raise ValueError("category_ids and category_map given: expected one of them")
+        if isinstance(category_map, str):
+            if category_map != "one_class":
+                raise ValueError(f"category_map={category_map!r}: expected 'one_class' or a "
+                                 "{category_id: class} mapping")
+            category_map = {c: 0 for c in file_cats}
+        if category_map is not None:
+            try:
+                cmap = {int(k): int(v) for k, v in dict(category_map).items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"category_map={category_map!r}: expected {{category_id: "
+                                 "class}} with integer ids and classes") from None
+            if any(v < 0 for v in cmap.values()):
+                raise ValueError(f"category_map={cmap}: expected classes >= 0")
+            cats = sorted(cmap)
         self.category_ids: list[int] = cats
         #: The file's ``videos`` list (CenterTrack's video files), or None when it has none.
         self.videos: list[Any] | None = list(data["videos"]) \
             if isinstance(data.get("videos"), list) else None
-        self._class_of = {c: i for i, c in enumerate(cats)}
-        kp_cats = [c for c in data["categories"] if c.get("keypoints")]
+        self._class_of = cmap if category_map is not None else \
+            {c: i for i, c in enumerate(cats)}
+        self._num_classes = max(self._class_of.values(), default=-1) + 1
+        kp_cats = [c for c in data["categories"] if isinstance(c, Mapping) and c.get("keypoints")]
         self.keypoint_names: list[str] = _names(kp_cats[0]) if kp_cats else []
-        self.skeleton: list[tuple[int, int]] = _skeleton(kp_cats[0], len(self.keypoint_names)) \
-            if kp_cats else []
         self._images: dict[int, dict[str, Any]] = {}
         for img in data["images"]:
             iid = _int_field(img, "id", "images")
@@ -221,6 +241,9 @@ class CocoDataset:
                 continue
             self._anns[iid].append(ann)
         self.num_joints = joints if joints is not None else len(self.keypoint_names)
+        # the skeleton only draws lines: junk in it is warned about and dropped, never fatal
+        self.skeleton: list[tuple[int, int]] = _skeleton(kp_cats[0], self.num_joints) \
+            if kp_cats else []
         names = self.keypoint_names
         if names and len(names) != self.num_joints:
             warnings.warn(f"the keypoint category lists {len(names)} names but annotations "
@@ -291,7 +314,8 @@ class CocoDataset:
 
     @property
     def num_classes(self) -> int:
-        return len(self.category_ids)
+        """Classes of the map: the file's categories, or ``category_map``'s largest class + 1."""
+        return self._num_classes
 
     def class_index(self, category_id: int) -> int:
         """Class index of a COCO category id."""
@@ -444,24 +468,49 @@ def _int_field(entry: Any, key: str, where: str) -> int:
 
 
 def _names(cat: Mapping[str, Any]) -> list[str]:
+    """The category's joint names; names only label and pair joints, so a list that is not
+    one of strings is warned about and left out."""
     names = cat["keypoints"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"category id={cat.get('id')} keypoints={names!r}: expected a list of "
-                         "joint names")
+        shown = repr(names) if len(repr(names)) <= 80 else repr(names)[:77] + "..."
+        warnings.warn(f"category id={cat.get('id')} keypoints={shown}: expected a list of joint "
+                      "names; the names are not used (no flip pairs or legend from them)",
+                      stacklevel=3)
+        return []
     return list(names)
 
 
-def _skeleton(cat: Mapping[str, Any], num_names: int) -> list[tuple[int, int]]:
-    """The category's 1-based skeleton pairs as 0-based joint index pairs."""
+def _skeleton(cat: Mapping[str, Any], num_joints: int) -> list[tuple[int, int]]:
+    """The category's 1-based skeleton pairs as 0-based joint index pairs.
+
+    The skeleton only draws lines, so real files' junk in it is not an error: a 0-based
+    skeleton (some joint 0, all below ``num_joints``) is converted, and pairs that are not
+    two joint numbers in ``[1, num_joints]`` are dropped; either way one warning names the
+    category and what was wrong.
+    """
     sk = cat.get("skeleton", [])
-    ok = isinstance(sk, list) and all(
-        isinstance(p, list) and len(p) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= num_names for v in p)
-        for p in sk)
-    if not ok:
-        raise ValueError(f"category id={cat.get('id')} skeleton={sk!r}: expected [a, b] pairs of "
-                         f"1-based joint numbers in [1, {num_names}]")
-    return [(a - 1, b - 1) for a, b in sk]
+    if not isinstance(sk, list):
+        sk, problem = [], f"skeleton={sk!r} is not a list of pairs"
+    else:
+        problem = ""
+    pairs = [p for p in sk if isinstance(p, (list, tuple)) and len(p) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in p)]
+    if len(pairs) < len(sk):
+        problem = f"{len(sk) - len(pairs)} skeleton entries are not [a, b] integer pairs"
+    flat = [v for p in pairs for v in p]
+    if flat and min(flat) == 0 and max(flat) < num_joints:
+        warnings.warn(f"category id={cat.get('id')}: its skeleton numbers joints from 0 "
+                      "(COCO numbers them from 1); read as 0-based", stacklevel=3)
+        return [(a, b) for a, b in pairs]
+    good = [(a - 1, b - 1) for a, b in pairs if 1 <= a <= num_joints and 1 <= b <= num_joints]
+    if len(good) < len(pairs):
+        bad = [list(p) for p in pairs if not (1 <= p[0] <= num_joints and 1 <= p[1] <= num_joints)]
+        problem = (f"{len(bad)} skeleton pairs name joints outside [1, {num_joints}] "
+                   f"(e.g. {bad[0]})")
+    if problem:
+        warnings.warn(f"category id={cat.get('id')}: {problem}; those are not drawn (the "
+                      "skeleton only draws lines)", stacklevel=3)
+    return good
 
 
 def _size(img: Mapping[str, Any], key: str) -> int:

@@ -111,6 +111,11 @@ class RadiusConfig:
                                                           self.min_radius, 0, MAX_OUTPUT_SIDE))
 
 
+#: Task name -> its registered unit (filled by ``tasks.base.register``): what
+#: :meth:`BaseConfig.from_coco` asks, without this module importing the tasks.
+UNITS: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class BaseConfig:
     """The fields every task's config has (see a task's config for their meaning).
@@ -157,6 +162,26 @@ class BaseConfig:
             fail(owner, "radius", self.radius, f"min_radius <= {side}, the map's larger side")
         check_choice(owner, "overflow", self.overflow, ("drop", "error"))
         check_bool(owner, "with_cat", self.with_cat)
+
+    @classmethod
+    def from_coco(cls, coco: Any, output_size: Any = (128, 128), **overrides: Any) -> Any:
+        """A config of this task fitting a loaded COCO file, then ``overrides``.
+
+        From the file: the classes (``coco.num_classes``; pass ``category_map=`` when loading
+        to merge or remap categories), the joints and their left/right flip pairs (pose),
+        what the task reads from its annotations; the task's defaults for the rest
+        (``max_objs``: ctdet 128, pose 32, ...).  ``MultiPoseConfig.from_coco(coco,
+        output_size=(128, 128), max_objs=20)``.
+        """
+        unit = UNITS.get(cls.task)
+        if unit is None or unit.config_type is not cls:
+            raise TypeError(f"{cls.__name__}.from_coco: expected the config class of a "
+                            f"registered task ({', '.join(sorted(UNITS))})")
+        out = _output_size(cls.__name__, output_size)
+        cfg = unit.config_for_coco(coco, out, overrides.pop("max_objs", None))
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        return unit.adapt(cfg, coco)
 
     @property
     def width(self) -> int:

@@ -437,8 +437,6 @@ def _catalogue():
          ValueError, "image id=1 has file_name=7: expected a path"),
         ("COCO width 1e300", coco_with(lambda d: d["images"][0].update(width=1e300)),
          ValueError, "image id=1 width=1e+300: expected an integer in [1, 1e7]"),
-        ("COCO skeleton of text", coco_with(lambda d: d["categories"][0].update(
-            skeleton="text")), ValueError, "category id=1 skeleton='text': expected [a, b]"),
         ("focal loss on probabilities, fast without hp_ind", lambda: MultiPoseLoss(
             pose.replace(reg_hp_offset=False), LossOptions(focal="fast")), ValueError,
          "reg_hp_offset=False"),

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
+from .. import config
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..augment import AugmentParams
     from ..coco import CocoDataset, ImageAnnotations
@@ -180,6 +182,7 @@ def register(unit: TaskUnit) -> TaskUnit:
     if unit.name in _UNITS:
         raise ValueError(f"task {unit.name!r} is registered twice")
     _UNITS[unit.name] = unit
+    config.UNITS[unit.name] = unit          # what BaseConfig.from_coco asks
     return unit
 
 

@@ -380,7 +380,7 @@ class MultiPoseUnit(TaskUnit):
             raise ValueError("--task multi_pose: the file has no keypoints (expected a "
                              "'keypoints' list in its person category or annotations)")
         return MultiPoseConfig(output_size=output_size, num_joints=coco.num_joints,
-                               max_objs=max_objs or 32)
+                               num_classes=max(coco.num_classes, 1), max_objs=max_objs or 32)
 
     def adapt(self, config: Any, coco: "CocoDataset") -> MultiPoseConfig:
         if coco.num_joints != config.num_joints:

@@ -1,0 +1,109 @@
+"""Real files carry junk in fields that only draw or label: warned about, never fatal; files of
+many keypoint categories get their config from the file."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from centertargets import CocoDataset, CtdetConfig, MultiPoseConfig
+from centertargets.cli import main
+from centertargets.coco import COCO_SKELETON
+from centertargets.synthetic import person_scene, to_coco
+
+
+def _pose(joints: int = 17, skeleton=None, names=None, people: int = 3) -> dict:
+    d = to_coco([person_scene(4, people)])
+    if joints != 17:
+        for a in d["annotations"]:
+            a["keypoints"] = a["keypoints"][:3 * joints]
+        d["categories"][0]["keypoints"] = d["categories"][0]["keypoints"][:joints]
+    if skeleton is not None:
+        d["categories"][0]["skeleton"] = skeleton
+    if names is not None:
+        d["categories"][0]["keypoints"] = names
+    return d
+
+
+def _load(d: dict) -> tuple[CocoDataset, list[str]]:
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        coco = CocoDataset(d)
+    return coco, [str(x.message) for x in w]
+
+
+def test_crowdpose_like_skeleton_beyond_the_joints_is_dropped_with_a_warning():
+    # CrowdPose's test file: COCO's 17-joint skeleton on its 14 joints
+    coco, msgs = _load(_pose(14, skeleton=[[a + 1, b + 1] for a, b in COCO_SKELETON]))
+    assert coco.num_joints == 14
+    assert all(a < 14 and b < 14 for a, b in coco.skeleton) and coco.skeleton
+    kept = sum(1 for a, b in COCO_SKELETON if a < 14 and b < 14)
+    assert len(coco.skeleton) == kept
+    assert any("category id=1" in m and "outside [1, 14]" in m for m in msgs), msgs
+
+
+def test_zero_based_skeleton_is_read_as_zero_based():
+    coco, msgs = _load(_pose(skeleton=[[a, b] for a, b in COCO_SKELETON]))
+    assert coco.skeleton == list(COCO_SKELETON)
+    assert any("numbers joints from 0" in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("skeleton", ["text", [[1, 2, 3]], [["a", "b"]], 7])
+def test_skeleton_junk_is_a_warning(skeleton):
+    coco, msgs = _load(_pose(skeleton=skeleton))
+    assert coco.skeleton == [] and any("category id=1" in m for m in msgs), msgs
+    assert len(coco) == 1 and coco.num_joints == 17
+
+
+def test_joint_names_that_are_not_names_are_a_warning():
+    coco, msgs = _load(_pose(names=[1, 2, 3]))
+    assert coco.keypoint_names == [] and coco.flip_idx == ()
+    assert any("expected a list of joint names" in m for m in msgs)
+
+
+def _many_categories(n: int = 6) -> dict:
+    """AP-10K-like: several species, one 17-joint set each."""
+    d = _pose(people=n)
+    base = d["categories"][0]
+    d["categories"] = [dict(base, id=c + 1, name=f"species_{c}") for c in range(n)]
+    for k, a in enumerate(d["annotations"]):
+        a["category_id"] = k % n + 1
+    return d
+
+
+def test_from_coco_takes_classes_joints_and_flip_pairs_from_the_file():
+    coco = CocoDataset(_many_categories())
+    cfg = MultiPoseConfig.from_coco(coco, output_size=64, max_objs=12)
+    assert (cfg.num_classes, cfg.num_joints, cfg.max_objs) == (6, 17, 12)
+    assert cfg.flip_idx and cfg.output_size == (64, 64)
+    one = CocoDataset(_many_categories(), category_map="one_class")
+    assert one.num_classes == 1 and set(one[0].classes.tolist()) == {0}
+    assert MultiPoseConfig.from_coco(one).num_classes == 1
+    mapped = CocoDataset(_many_categories(), category_map={1: 0, 2: 0, 3: 1, 4: 1, 5: 2, 6: 2})
+    assert mapped.num_classes == 3
+    assert CtdetConfig.from_coco(mapped).num_classes == 3
+    with pytest.raises(ValueError, match="category_map='two'"):
+        CocoDataset(_many_categories(), category_map="two")
+
+
+def test_audit_and_render_take_a_many_category_keypoint_file_with_no_flags(tmp_path, capsys):
+    path = tmp_path / "ap10k_like.json"
+    path.write_text(json.dumps(_many_categories()))
+    assert main(["audit", str(path)]) == 0
+    assert "multi_pose audit of 1 images" in capsys.readouterr().out
+    assert main(["render", str(path), "--out", str(tmp_path / "r.png")]) == 0
+
+
+def test_audit_and_render_take_crowdpose_and_exlpose_like_files(tmp_path, capsys):
+    for name, d in (("crowdpose", _pose(14, skeleton=[[a + 1, b + 1] for a, b in COCO_SKELETON])),
+                    ("exlpose", _pose(skeleton=[[a, b] for a, b in COCO_SKELETON]))):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(d))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(["audit", str(path)]) == 0
+            assert main(["render", str(path), "--out", str(tmp_path / f"{name}.png")]) == 0
+    assert np.fromfile(tmp_path / "crowdpose.png", np.uint8).size > 1000
