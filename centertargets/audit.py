@@ -49,9 +49,29 @@ def audit(coco, cfg, train: bool = False, image_root: str | None = None
         totals["truncated_ids"] = sorted(ds.truncated_images)[:10]
         totals["unreadable_images"] = len(unreadable)
         totals["unreadable_ids"] = unreadable[:10]
+    totals.update(box_format_check(coco))
     totals.update(unit.dataset_audit(ds))
     worst.sort(reverse=True)
     return totals, worst
+
+
+def box_format_check(coco) -> dict[str, Any]:
+    """Whether the file's ``bbox`` values look like ``[x1, y1, x2, y2]`` stored where COCO has
+    ``[x, y, w, h]`` (the usual cause of a training stuck at ``hm_loss`` 9.2085):
+    ``boxes_past_image`` counts boxes whose ``x + w`` or ``y + h`` passes the image by more
+    than a pixel, and ``xyxy_suspect`` is True when most boxes do while nearly every one has
+    ``w >= x`` and ``h >= y`` (as corners would)."""
+    past = corner_like = n = 0
+    for ann in coco:
+        b = ann.boxes_xywh
+        if not len(b) or not (ann.width and ann.height):
+            continue
+        n += len(b)
+        past += int(((b[:, 0] + b[:, 2] > ann.width + 1) | (b[:, 1] + b[:, 3] > ann.height + 1))
+                    .sum())
+        corner_like += int(((b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1])).sum())
+    return {"boxes_checked": n, "boxes_past_image": past,
+            "xyxy_suspect": bool(n and past > 0.3 * n and corner_like > 0.95 * n)}
 
 
 def print_audit(totals: dict[str, Any], worst: list[tuple[int, int, int]], cfg, n_images: int,
@@ -78,6 +98,13 @@ def print_audit(totals: dict[str, Any], worst: list[tuple[int, int, int]], cfg, 
             n, ids = totals[f"{key}_images"], totals[f"{key}_ids"]
             listed = f" (image ids {', '.join(map(str, ids))}{', ...' if n > len(ids) else ''})"
             log(f"  {what}: {n}{listed if ids else ''}")
+    if totals.get("boxes_past_image"):
+        log(f"  boxes reaching past their image (x + w > width or y + h > height): "
+            f"{totals['boxes_past_image']} of {totals['boxes_checked']}")
+    if totals.get("xyxy_suspect"):
+        log("  WARNING: most boxes reach past their image and have w >= x, h >= y: the file's "
+            "'bbox' looks like [x1, y1, x2, y2], where COCO has [x, y, w, h] (convert with "
+            "w = x2 - x1, h = y2 - y1); such targets leave hm_loss stuck near 9.2085")
     if worst:
         log("  images losing the most objects (image_id: lost, of which beyond max_objs):")
         for lost, iid, dropped in worst[:top]:

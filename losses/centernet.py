@@ -137,6 +137,7 @@ class _CenterNetLoss(nn.Module):
         self._spec = config.spec()
         self.heads = config.head_spec()
         self._warned_probabilities = False
+        self._warned_stuck = False
         if self.options.focal == "fast" and config.num_classes > 1 and not config.with_cat:
             raise ValueError("LossOptions.focal='fast' with num_classes="
                              f"{config.num_classes}: expected the config to have "
@@ -183,6 +184,8 @@ class _CenterNetLoss(nn.Module):
         o = self.options
         kind = o.hm_hp_focal if name == "hm_hp" else o.focal
         self._warn_if_probabilities(name, logits)
+        if name == "hm" and ind is not None and mask is not None:
+            self._warn_if_stuck(logits, ind, mask)
         if kind == "logits":
             return LF.focal_loss_with_logits(logits, gt, distributed=o.distributed)
         if kind == "fast":
@@ -190,6 +193,11 @@ class _CenterNetLoss(nn.Module):
             return LF.fast_focal_loss_with_logits(logits, gt, ind, mask, cat,
                                                   distributed=o.distributed)
         return LF.centernet_focal_loss_with_logits(logits, gt, distributed=o.distributed)
+
+    def _warn_if_stuck(self, logits: Tensor, ind: Tensor, mask: Tensor) -> None:
+        if not self._warned_stuck and LF.positives_at_floor(logits, ind, mask):
+            self._warned_stuck = True
+            warnings.warn(LF.STUCK_MESSAGE, RuntimeWarning, stacklevel=6)
 
     def _warn_if_probabilities(self, name: str, logits: Tensor) -> None:
         if not self._warned_probabilities and LF.looks_like_probabilities(logits):

@@ -23,6 +23,8 @@ Which loss supervises which target, and why the masks differ:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -107,6 +109,32 @@ def looks_like_probabilities(t: Tensor) -> bool:
 def clamped_sigmoid(x: Tensor) -> Tensor:
     """CenterNet's ``_sigmoid``: ``clamp(sigmoid(x), 1e-4, 1 - 1e-4)`` (not in place)."""
     return torch.clamp(torch.sigmoid(x), min=P_MIN, max=P_MAX)
+
+
+#: hm_loss per positive when every object's centre sits at the clamp floor p = 1e-4:
+#: ``-log(1e-4) (1 - 1e-4)^2``, the value upstream users report their training stuck at.
+STUCK_HM_LOSS = 9.2085
+
+#: What that state usually means (one warning per loss object).
+STUCK_MESSAGE = (
+    "hm_loss: every object's centre has p at the clamp floor 1e-4 (hm_loss about 9.2085 per "
+    "object plus the negatives): the classic stuck state of CenterNet trainings. It usually "
+    "means the targets are wrong: boxes stored as [x1, y1, x2, y2] where COCO has [x, y, w, "
+    "h], classes off by one, or images and annotations that do not match. Run `centertargets "
+    "audit` on the file and look at `centertargets render` pictures; if the targets are "
+    "right, check the heatmap head's bias (HeadSpec.init_bias, -2.19) and the learning rate.")
+
+
+def positives_at_floor(logits: Tensor, ind: Tensor, mask: Tensor) -> bool:
+    """Whether every masked object's centre (``ind``, any channel) has a logit at or below
+    the clamp floor's (p <= 1e-4): the state behind a stuck ``hm_loss`` of 9.2085."""
+    m = mask.reshape(mask.shape[0], -1) > 0
+    if not bool(m.any()):
+        return False
+    with torch.no_grad():
+        at = transpose_and_gather(logits.detach(), ind.reshape(ind.shape[0], -1))  # (B, M, C)
+        top = at.max(dim=2).values
+        return bool((top[m] <= math.log(P_MIN / (1 - P_MIN))).all())
 
 
 def transpose_and_gather(feat: Tensor, ind: Tensor) -> Tensor:

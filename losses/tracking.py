@@ -22,6 +22,7 @@ Which loss supervises which target (upstream's, stat names as upstream's):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -85,6 +86,7 @@ class GenericLoss(nn.Module):
             w[k] = float(v)
         self.weights = w
         self._spec = config.spec()
+        self._warned_stuck = False
 
     def _check_batch(self, batch: Mapping[str, Tensor]) -> int:
         B = None
@@ -116,6 +118,10 @@ class GenericLoss(nn.Module):
         for out in stacks:
             o = {name: check_head(out, head, B, self.config.describe())
                  for name, head in self.heads.items()}
+            if not self._warned_stuck and LF.positives_at_floor(o["hm"], batch["ind"],
+                                                                batch["mask"]):
+                self._warned_stuck = True
+                warnings.warn(LF.STUCK_MESSAGE, RuntimeWarning, stacklevel=2)
             losses["hm"] = losses["hm"] + LF.fast_focal_loss_with_logits(
                 o["hm"], batch["hm"], batch["ind"], batch["mask"], batch["cat"]) / S
             for name in REGRESSION_HEADS:

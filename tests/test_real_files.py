@@ -107,3 +107,48 @@ def test_audit_and_render_take_crowdpose_and_exlpose_like_files(tmp_path, capsys
             assert main(["audit", str(path)]) == 0
             assert main(["render", str(path), "--out", str(tmp_path / f"{name}.png")]) == 0
     assert np.fromfile(tmp_path / "crowdpose.png", np.uint8).size > 1000
+
+
+def test_audit_flags_corners_stored_as_xywh(tmp_path, capsys):
+    d = to_coco([person_scene(s, 4) for s in range(3)])
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(d))
+    assert main(["audit", str(path)]) == 0
+    assert "looks like [x1, y1, x2, y2]" not in capsys.readouterr().out
+    for a in d["annotations"]:                     # the classic mistake
+        x, y, w, h = a["bbox"]
+        a["bbox"] = [x, y, x + w, y + h]
+    path.write_text(json.dumps(d))
+    assert main(["audit", str(path)]) == 0
+    assert "looks like [x1, y1, x2, y2]" in capsys.readouterr().out
+
+
+def test_the_loss_recognises_the_stuck_state_once():
+    import torch
+
+    from losses import CtdetLoss
+    from losses.tracking import GenericLoss
+    from centertargets import CtdetEncoder
+    from centertargets.tasks.tracking import TrackingConfig
+
+    cfg = CtdetConfig(output_size=(16, 16), num_classes=2, max_objs=4)
+    t = CtdetEncoder(cfg).encode(np.array([[2, 2, 9, 9]], np.float32), [1])
+    batch = {k: torch.from_numpy(v[None]) for k, v in t.items()}
+    out = {n: torch.zeros(h.shape(1)) for n, h in cfg.head_spec().items()}
+    loss = CtdetLoss(cfg)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        loss(out, batch)                                      # p = 0.5: fine
+        assert not [x for x in w if "stuck" in str(x.message)]
+        out["hm"] = torch.full_like(out["hm"], -12.0)         # every centre at the floor
+        _, stats = loss(out, batch)
+        loss(out, batch)
+    stuck = [x for x in w if "stuck" in str(x.message)]
+    assert len(stuck) == 1 and "[x1, y1, x2, y2]" in str(stuck[0].message)
+    assert abs(float(stats["hm_loss"]) - 9.2085) < 0.01      # the value users report
+    tcfg = TrackingConfig(output_size=(16, 16), num_classes=1, max_objs=2)
+    tb = {k: torch.from_numpy(s.zeros()[None]) for k, s in tcfg.spec().items()}
+    tb["mask"][0, 0] = 1
+    with pytest.warns(RuntimeWarning, match="stuck"):
+        GenericLoss(tcfg)({n: torch.full(h.shape(1), -20.0)
+                           for n, h in tcfg.head_spec().items()}, tb)
