@@ -22,7 +22,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(args.out, images=args.images, workers=args.workers,
-             train_seconds=args.train_seconds, seed=args.seed)
+             train_steps=args.steps, seed=args.seed)
     return 0
 
 
@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--images", type=_positive_int, default=48, help="images to write (default 48)")
     d.add_argument("--workers", type=_non_negative_int, default=2,
                    help="DataLoader workers (default 2)")
-    d.add_argument("--train-seconds", type=float, default=20.0,
-                   help="training time budget in seconds (default 20)")
+    d.add_argument("--steps", type=_positive_int, default=150,
+                   help="training steps, batches of 8 (default 150)")
     d.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     d.set_defaults(func=cmd_demo)
 

@@ -5,7 +5,8 @@
 2. Audit the file (what the targets lose).
 3. Load it through ``CenterNetDataset`` with training augmentation in a
    ``DataLoader`` with worker processes, and measure samples/s.
-4. Train a tiny network on the CPU for a fixed time with ``MultiPoseLoss``.
+4. Train a tiny network on the CPU for a fixed number of steps with ``MultiPoseLoss``
+   (seeded, one thread: the same losses and scores on every run of a machine).
 5. Decode, map detections back to image pixels, and score them against the
    annotations: the oracle decode (perfect outputs rebuilt from the targets)
    and the tiny model.
@@ -73,9 +74,10 @@ def write_dataset(out: Path, images: int, seed: int = 0,
     return path
 
 
-def _tiny_model(cfg: MultiPoseConfig, width: int = 48):
-    import torch
+def _tiny_model(cfg: MultiPoseConfig, width: int = 32):
     from torch import nn
+
+    from losses import build_heads
 
     class TinyPoseNet(nn.Module):
         """Stride-4 conv trunk (input / 4 = the output map) and the config's heads."""
@@ -87,15 +89,10 @@ def _tiny_model(cfg: MultiPoseConfig, width: int = 48):
                 nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
                 nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU())
-            spec = cfg.head_spec()
-            self.heads = nn.ModuleDict({k: nn.Conv2d(width, h.channels, 1) for k, h in spec.items()})
-            with torch.no_grad():
-                for k, h in spec.items():
-                    self.heads[k].bias.fill_(h.init_bias)
+            self.heads = build_heads(cfg, width, head_conv=0)   # CenterNet's biases
 
         def forward(self, x):
-            f = self.trunk(x)
-            return {k: head(f) for k, head in self.heads.items()}
+            return self.heads(self.trunk(x))
 
     return TinyPoseNet()
 
@@ -139,7 +136,7 @@ def score_detections(dets: np.ndarray, gt_boxes: np.ndarray, gt_kps: np.ndarray,
 
 
 def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: int = 2,
-             train_seconds: float = 20.0, seed: int = 0, output_size: int = 64,
+             train_steps: int = 150, seed: int = 0, output_size: int = 64,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every step and return the figures (see the module docstring)."""
     import torch
@@ -188,33 +185,43 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
     log(f"\n3. DataLoader, {workers} workers, training augmentation (crop, flip, colour), "
         f"{cfg.output_size[0] * 4}px input: {rate:.0f} samples/s")
 
-    # 4. training
+    # 4. training: a fixed number of steps, one thread, seeded: the same numbers on every run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = _tiny_model(cfg)
     criterion = MultiPoseLoss(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    log(f"\n4. training a tiny network on the CPU for {train_seconds:g} s (MultiPoseLoss):")
+    order = torch.Generator().manual_seed(seed)
+    steady = DataLoader(train, batch_size=8, shuffle=True, num_workers=workers, drop_last=True,
+                        generator=order,
+                        multiprocessing_context="fork" if workers else None)
+    log(f"\n4. training a tiny network on the CPU for {train_steps} steps (MultiPoseLoss, "
+        "batches of 8, one thread, seeded):")
     losses: list[float] = []
-    t0 = time.perf_counter()
     epoch = 3
-    while time.perf_counter() - t0 < train_seconds:
-        train.set_epoch(epoch)
-        epoch += 1
-        for batch in loader:
-            loss, stats = criterion(model(batch["input"]), batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if len(losses) % 10 == 1:
-                log(f"   step {len(losses):4d}  loss {losses[-1]:8.3f}  "
-                    + "  ".join(f"{k} {v.item():.3f}" for k, v in stats.items() if k != "loss"))
-            if time.perf_counter() - t0 >= train_seconds:
-                break
+    try:
+        while len(losses) < train_steps:
+            train.set_epoch(epoch)
+            epoch += 1
+            for batch in steady:
+                loss, stats = criterion(model(batch["input"]), batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                if len(losses) % 25 == 1:
+                    log(f"   step {len(losses):4d}  loss {losses[-1]:8.3f}  " + "  ".join(
+                        f"{k} {v.item():.3f}" for k, v in stats.items() if k != "loss"))
+                if len(losses) == train_steps:
+                    break
+    finally:
+        torch.set_num_threads(threads)
     k = max(1, min(5, len(losses) // 4))
     results["loss_first"], results["loss_last"] = float(np.mean(losses[:k])), \
         float(np.mean(losses[-k:]))
     results["steps"] = len(losses)
+    results["losses"] = losses
     log(f"   loss {results['loss_first']:.3f} -> {results['loss_last']:.3f} in {len(losses)} "
         "steps (mean of the first and last few)")
 

@@ -24,7 +24,7 @@ from centertargets.coco import CocoDataset
 from centertargets.decode import MultiPoseDecoder
 from centertargets import AugmentConfig, CenterNetDataset
 from centertargets.synthetic import person_scene, to_coco
-from losses import MultiPoseLoss
+from losses import MultiPoseLoss, build_heads
 
 
 class TinyPoseNet(nn.Module):
@@ -34,15 +34,12 @@ class TinyPoseNet(nn.Module):
         super().__init__()
         self.trunk = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
                                    nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        spec = cfg.head_spec()         # name -> channels, heatmap or regression, initial bias
-        self.heads = nn.ModuleDict({k: nn.Conv2d(width, h.channels, 1) for k, h in spec.items()})
-        with torch.no_grad():          # CenterNet's prior: heatmap logits start at -2.19
-            for k, h in spec.items():
-                self.heads[k].bias.fill_(h.init_bias)
+        # CenterNet's heads from the config's head spec: channels, and the heatmap prior
+        # (logits start at -2.19, p = 0.1)
+        self.heads = build_heads(cfg, width, head_conv=0)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.trunk(x)
-        return {k: head(f) for k, head in self.heads.items()}
+        return self.heads(self.trunk(x))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

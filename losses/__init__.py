@@ -16,6 +16,7 @@ from . import functional
 from .centernet import CtdetLoss, LossOptions, MultiPoseLoss, make_loss
 from .ddd import DddDecoder, DddLoss, ddd_decode, ddd_post_process
 from .exdet import ExdetDecoder, ExdetLoss, agnex_ct_decode, exct_decode
+from .heads import CenterNetHeads, build_heads
 from .tracking import GenericLoss, TrackingDecoder, generic_decode
 from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, FocalLoss,
                       FocalLossWithLogits, MSELoss, NormRegL1Loss, RegL1Loss, RegLoss,
@@ -24,7 +25,7 @@ from .modules import (CenterNetFocalLossWithLogits, DenseL1Loss, FastFocalLoss, 
 __all__ = [
     "functional", "CtdetLoss", "MultiPoseLoss", "ExdetLoss", "ExdetDecoder", "exct_decode",
     "agnex_ct_decode", "DddLoss", "DddDecoder", "ddd_decode", "ddd_post_process",
-    "GenericLoss", "TrackingDecoder", "generic_decode", "LossOptions", "make_loss", "FocalLoss",
+    "build_heads", "CenterNetHeads", "GenericLoss", "TrackingDecoder", "generic_decode", "LossOptions", "make_loss", "FocalLoss",
     "CenterNetFocalLossWithLogits", "FocalLossWithLogits", "FastFocalLoss", "RegL1Loss",
     "RegWeightedL1Loss", "NormRegL1Loss", "RegLoss", "DenseL1Loss", "MSELoss",
 ]

@@ -355,3 +355,23 @@ def test_gradient_descent_on_the_loss_fits_one_batch(rng):
         opt.step()
     for k in ("hm_loss", "hm_hp_loss", "hp_loss", "wh_loss", "off_loss"):
         assert stats[k].item() < 0.5 * first[k], k
+
+
+@pytest.mark.parametrize("head_conv", [0, 16])
+def test_build_heads_gives_every_head_of_the_spec_with_centernets_biases(head_conv):
+    from centertargets import TrackingConfig
+    from losses import build_heads
+
+    for cfg in (MultiPoseConfig(output_size=(8, 8)), TrackingConfig(output_size=(8, 8),
+                                                                     num_classes=3)):
+        heads = build_heads(cfg, 12, head_conv=head_conv)
+        out = heads(torch.zeros(2, 12, 8, 8))
+        spec = cfg.head_spec()
+        assert list(out) == list(spec)
+        for name, h in spec.items():
+            assert out[name].shape == h.shape(2)
+            # zero features: the output is the last bias (after a ReLU of the hidden bias 0)
+            assert torch.allclose(out[name], torch.full_like(out[name], h.init_bias))
+        assert spec["hm"].init_bias == pytest.approx(-2.19)
+    with pytest.raises(ValueError, match="in_channels=0"):
+        build_heads(cfg, 0)
