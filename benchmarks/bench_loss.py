@@ -34,7 +34,7 @@ from _timing import best_of  # noqa: E402
 from centertargets import MultiPoseConfig, MultiPoseEncoder
 from centertargets.augment import AugmentParams, annotations_to_output
 from centertargets.synthetic import person_scene
-from losses import MultiPoseLoss
+from centertargets.losses import MultiPoseLoss
 
 
 def _sigmoid(x):
@@ -129,7 +129,7 @@ def saved_for_backward_mb(fn, x: torch.Tensor) -> float:
 
 
 def focal_memory(outputs, batch) -> None:
-    from losses import functional as LF
+    from centertargets.losses import functional as LF
 
     x, gt = outputs["hm_hp"], batch["hm_hp"]
     B, J = gt.shape[:2]
@@ -170,7 +170,7 @@ def training_size_accuracy(repeat: int) -> None:
     from centertargets import CtdetConfig, CtdetEncoder
     from centertargets.coco import COCO_CATEGORY_IDS
     from centertargets.synthetic import detection_scene
-    from losses import functional as LF
+    from centertargets.losses import functional as LF
 
     B, C = 16, 80
     cfg = CtdetConfig(output_size=(128, 128), num_classes=C, with_cat=True)

@@ -193,7 +193,7 @@ def _check_affine(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
 def _check_loss(name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FixtureResult:
     import torch
 
-    from losses import LossOptions, make_loss
+    from centertargets.losses import LossOptions, make_loss
 
     from .compat.centernet import config_from_loss_fixture
 

@@ -77,7 +77,7 @@ def write_dataset(out: Path, images: int, seed: int = 0,
 def _tiny_model(cfg: MultiPoseConfig, width: int = 32):
     from torch import nn
 
-    from losses import build_heads
+    from centertargets.losses import build_heads
 
     class TinyPoseNet(nn.Module):
         """Stride-4 conv trunk (input / 4 = the output map) and the config's heads."""
@@ -142,7 +142,7 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
     import torch
     from torch.utils.data import DataLoader
 
-    from losses import MultiPoseLoss
+    from centertargets.losses import MultiPoseLoss
 
     from .audit import audit, print_audit
     from .decode import MultiPoseDecoder, detections_to_image, multi_pose_decode, oracle_outputs

@@ -74,7 +74,7 @@ def run_track_demo(out: str | Path = "centertargets-track-demo", videos: int = 3
     """Run every step and return the figures (see the module docstring)."""
     from torch.utils.data import DataLoader
 
-    from losses.tracking import generic_decode
+    from centertargets.losses.tracking import generic_decode
 
     from .decode import to_image
     from .visualize import render_tracking, render_tracks, save_png

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from centertargets import AugmentConfig, CenterNetDataset, CocoDataset, MultiPoseConfig
 from centertargets.demo import _tiny_model, write_dataset
-from losses import LossOptions, MultiPoseLoss
+from centertargets.losses import LossOptions, MultiPoseLoss
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -24,7 +24,7 @@ from centertargets.coco import CocoDataset
 from centertargets.decode import MultiPoseDecoder
 from centertargets import AugmentConfig, CenterNetDataset
 from centertargets.synthetic import person_scene, to_coco
-from losses import MultiPoseLoss, build_heads
+from centertargets.losses import MultiPoseLoss, build_heads
 
 
 class TinyPoseNet(nn.Module):

@@ -18,7 +18,7 @@ import torch
 
 import fuzz_encoders
 from centertargets import make_encoder, tasks
-from losses import LossOptions, make_loss
+from centertargets.losses import LossOptions, make_loss
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 

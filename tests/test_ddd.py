@@ -81,8 +81,8 @@ def _batch(cfg, rng):
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("l1_mean", ["elements", "masked"])
 def test_loss_matches_a_float64_evaluation(l1_mean, threads, rng):
-    from losses import LossOptions
-    from losses.ddd import DddLoss
+    from centertargets.losses import LossOptions
+    from centertargets.losses.ddd import DddLoss
 
     cfg = DddConfig(output_size=(160, 48), category_map=None)
     t = _batch(cfg, rng)
@@ -130,7 +130,7 @@ def test_loss_matches_a_float64_evaluation(l1_mean, threads, rng):
 
 
 def test_decoding_perfect_outputs_gives_back_the_3d_boxes():
-    from losses.ddd import DddDecoder, ddd_post_process
+    from centertargets.losses.ddd import DddDecoder, ddd_post_process
 
     data = ddd_coco(num_images=1, num_objects=5, seed=3)
     coco = CocoDataset(data)

@@ -55,7 +55,7 @@ def test_spec_shapes_and_what_the_encoder_writes(agnostic):
 
 @pytest.mark.parametrize("agnostic", [False, True])
 def test_decoding_the_targets_gives_back_the_points_and_classes(agnostic, rng):
-    from losses.exdet import ExdetDecoder
+    from centertargets.losses.exdet import ExdetDecoder
 
     W = H = 48
     cfg = ExdetConfig(output_size=(W, H), num_classes=3, max_objs=8, agnostic_ex=agnostic)
@@ -102,7 +102,7 @@ def test_msra_never_writes_nan_by_default_and_reproduces_upstream_when_asked():
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("msra", [False, True])
 def test_loss_matches_a_float64_evaluation(msra, threads, rng):
-    from losses.exdet import ExdetLoss
+    from centertargets.losses.exdet import ExdetLoss
 
     cfg = ExdetConfig(output_size=(32, 32), num_classes=4, max_objs=8,
                       heatmap="msra" if msra else "umich")
@@ -212,8 +212,8 @@ def test_audit_and_render_take_an_extreme_point_file_with_no_flags(tmp_path, cap
 
 
 def test_the_fast_focal_loss_is_refused_for_exdet():
-    from losses import LossOptions
-    from losses.exdet import ExdetLoss
+    from centertargets.losses import LossOptions
+    from centertargets.losses.exdet import ExdetLoss
 
     with pytest.raises(ValueError, match="focal='fast' with ExdetConfig"):
         ExdetLoss(ExdetConfig(num_classes=2), LossOptions(focal="fast"))

@@ -27,8 +27,8 @@ from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseE
 from centertargets.augment import AugmentParams, annotations_to_output
 from centertargets.coco import COCO_CATEGORY_IDS
 from centertargets.synthetic import detection_scene
-from losses import LossOptions, make_loss
-from losses import functional as LF
+from centertargets.losses import LossOptions, make_loss
+from centertargets.losses import functional as LF
 
 from conftest import random_boxes, random_keypoints
 
@@ -194,7 +194,7 @@ def test_focal_values_at_training_size_match_float64_on_any_thread_count(mean, s
 
 _OTHER_CPU = r"""
 import json, sys, torch
-from losses import functional as LF
+from centertargets.losses import functional as LF
 x, gt, ind, mask, cat = torch.load(sys.argv[1])
 print(json.dumps({
     "capability": torch.backends.cpu.get_cpu_capability(),

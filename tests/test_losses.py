@@ -11,9 +11,9 @@ import torch
 import torch.multiprocessing as mp
 
 from centertargets import CtdetConfig, CtdetEncoder, MultiPoseConfig, MultiPoseEncoder
-from losses import CtdetLoss, LossOptions, MultiPoseLoss
-from losses import functional as LF
-from losses.modules import RegL1Loss, RegLoss, RegWeightedL1Loss
+from centertargets.losses import CtdetLoss, LossOptions, MultiPoseLoss
+from centertargets.losses import functional as LF
+from centertargets.losses.modules import RegL1Loss, RegLoss, RegWeightedL1Loss
 
 from conftest import random_boxes, random_keypoints
 
@@ -360,7 +360,7 @@ def test_gradient_descent_on_the_loss_fits_one_batch(rng):
 @pytest.mark.parametrize("head_conv", [0, 16])
 def test_build_heads_gives_every_head_of_the_spec_with_centernets_biases(head_conv):
     from centertargets import TrackingConfig
-    from losses import build_heads
+    from centertargets.losses import build_heads
 
     for cfg in (MultiPoseConfig(output_size=(8, 8)), TrackingConfig(output_size=(8, 8),
                                                                      num_classes=3)):

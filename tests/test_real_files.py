@@ -126,8 +126,8 @@ def test_audit_flags_corners_stored_as_xywh(tmp_path, capsys):
 def test_the_loss_recognises_the_stuck_state_once():
     import torch
 
-    from losses import CtdetLoss
-    from losses.tracking import GenericLoss
+    from centertargets.losses import CtdetLoss
+    from centertargets.losses.tracking import GenericLoss
     from centertargets import CtdetEncoder
     from centertargets.tasks.tracking import TrackingConfig
 
@@ -152,3 +152,28 @@ def test_the_loss_recognises_the_stuck_state_once():
     with pytest.warns(RuntimeWarning, match="stuck"):
         GenericLoss(tcfg)({n: torch.full(h.shape(1), -20.0)
                            for n, h in tcfg.head_spec().items()}, tb)
+
+
+def test_the_losses_import_is_not_shadowed_by_a_users_losses_py(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "losses.py").write_text("raise SystemExit('the user losses.py was imported')\n")
+    code = ("from centertargets.losses import MultiPoseLoss, build_heads\n"
+            "import losses\n"                              # the user's own module, untouched
+            )
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode != 0 and "the user losses.py was imported" in res.stderr
+    res = subprocess.run([sys.executable, "-c", code.splitlines()[0]], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    # from the repository root, plain `import losses` is an alias: the same classes
+    alias = ("import losses, losses.tracking, centertargets.losses as L\n"
+             "assert losses is L and losses.tracking is L.tracking\n"
+             "assert losses.MultiPoseLoss is L.MultiPoseLoss\n")
+    res = subprocess.run([sys.executable, "-c", alias], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

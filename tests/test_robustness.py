@@ -303,7 +303,7 @@ def test_out_buffers_are_checked_before_any_is_touched():
 def test_losses_name_empty_and_mismatched_batches(rng):
     import torch
 
-    from losses import MultiPoseLoss
+    from centertargets.losses import MultiPoseLoss
 
     cfg = MultiPoseConfig(output_size=(16, 16), max_objs=4)
     t = MultiPoseEncoder(cfg).encode(np.array([[2, 2, 10, 12]], np.float32), np.ones((1, 17, 3)))
@@ -340,8 +340,8 @@ def _catalogue():
 
     from centertargets import CtdetEncoder
     from centertargets.decode import CtdetDecoder, topk
-    from losses import CtdetLoss, LossOptions, MultiPoseLoss
-    from losses import functional as LF
+    from centertargets.losses import CtdetLoss, LossOptions, MultiPoseLoss
+    from centertargets.losses import functional as LF
 
     cfg = CtdetConfig(output_size=(16, 16), num_classes=3, max_objs=4)
     enc = CtdetEncoder(cfg)

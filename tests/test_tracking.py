@@ -200,7 +200,7 @@ def threads(request):
 
 
 def test_generic_loss_equals_float64_formula(threads, rng):
-    from losses.tracking import GenericLoss
+    from centertargets.losses.tracking import GenericLoss
 
     ds = TrackingDataset(CocoDataset(_video(frames=3, people=4)),
                          TrackingConfig(output_size=(32, 32), num_classes=1, max_objs=6,
@@ -228,7 +228,7 @@ def test_generic_loss_equals_float64_formula(threads, rng):
 
 
 def test_generic_loss_is_finite_on_empty_frames_and_infinite_logits():
-    from losses.tracking import GenericLoss
+    from centertargets.losses.tracking import GenericLoss
 
     cfg = TrackingConfig(output_size=(16, 16), num_classes=2, max_objs=4, ddd=True,
                          nuscenes_att=True, velocity=True)
@@ -340,7 +340,7 @@ def test_switches_for_upstream_bugs():
 
 
 def test_make_loss_builds_the_generic_loss_and_refuses_centernet_options():
-    from losses import GenericLoss, LossOptions, make_loss
+    from centertargets.losses import GenericLoss, LossOptions, make_loss
 
     cfg = TrackingConfig(output_size=(16, 16), num_classes=1, max_objs=2)
     assert isinstance(make_loss(cfg), GenericLoss)
@@ -371,7 +371,7 @@ def test_uint8_frames_finish_on_the_device_like_the_float32_path(tmp_path):
 
 
 def test_tracking_decoder_takes_logits():
-    from losses.tracking import TrackingDecoder, generic_decode
+    from centertargets.losses.tracking import TrackingDecoder, generic_decode
 
     cfg = TrackingConfig(output_size=(16, 16), num_classes=2, max_objs=4)
     g = torch.Generator().manual_seed(0)

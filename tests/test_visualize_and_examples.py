@@ -119,8 +119,9 @@ def test_distributed_example_runs_under_torchrun_with_two_processes(tmp_path):
 
 
 @pytest.mark.parametrize("hide, statement, match", [
-    ("torch", "import losses", "losses needs torch, which is not installed: pip install "
-                               "'centertargets\\[torch\\]'"),
+    ("torch", "import centertargets.losses",
+     "centertargets.losses needs torch, which is not installed: pip install "
+     "'centertargets\\[torch\\]'"),
     ("cv2", "import centertargets", "centertargets needs OpenCV, and 'import cv2' fails"),
 ])
 def test_missing_dependencies_say_how_to_fix_them(hide, statement, match):

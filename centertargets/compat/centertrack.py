@@ -144,7 +144,7 @@ def loss_stats(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dic
     """:class:`losses.tracking.GenericLoss` on a loss fixture's batch and head outputs."""
     import torch
 
-    from losses.tracking import GenericLoss
+    from centertargets.losses.tracking import GenericLoss
 
     targets = {k[len("target_"):]: torch.from_numpy(v) for k, v in arrays.items()
                if k.startswith("target_")}

@@ -248,7 +248,7 @@ class CtdetUnit(TaskUnit):
     name = "ctdet"
     config_type = CtdetConfig
     encoder_type = CtdetEncoder
-    loss = "losses.centernet:CtdetLoss"
+    loss = "centertargets.losses.centernet:CtdetLoss"
     decoder = "centertargets.decode:CtdetDecoder"
     decode_kinds = ("ctdet_decode",)
     specificity = 0

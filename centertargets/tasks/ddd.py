@@ -410,8 +410,8 @@ class DddUnit(TaskUnit):
     name = "ddd"
     config_type = DddConfig
     encoder_type = DddEncoder
-    loss = "losses.ddd:DddLoss"
-    decoder = "losses.ddd:DddDecoder"
+    loss = "centertargets.losses.ddd:DddLoss"
+    decoder = "centertargets.losses.ddd:DddDecoder"
     decode_kinds = ("ddd_decode",)
     specificity = 3
     center_dtype = "float64"            # upstream's DddDataset keeps c in float64
@@ -518,7 +518,7 @@ class DddUnit(TaskUnit):
 
     def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
                        ) -> tuple[Any, dict[str, np.ndarray]]:
-        from losses.ddd import DddDecoder
+        from centertargets.losses.ddd import DddDecoder
 
         B, C, H, W = arrays["heat"].shape
         cfg = DddConfig(output_size=(W, H), num_classes=C, reg_offset="reg" in arrays,

@@ -282,8 +282,8 @@ class ExdetUnit(TaskUnit):
     name = "exdet"
     config_type = ExdetConfig
     encoder_type = ExdetEncoder
-    loss = "losses.exdet:ExdetLoss"
-    decoder = "losses.exdet:ExdetDecoder"
+    loss = "centertargets.losses.exdet:ExdetLoss"
+    decoder = "centertargets.losses.exdet:ExdetDecoder"
     decode_kinds = ("exct_decode", "agnex_ct_decode")
     specificity = 2
     center_dtype = "float64"            # upstream's EXDetDataset keeps c in float64
@@ -325,7 +325,7 @@ class ExdetUnit(TaskUnit):
 
     def decode_fixture(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
                        ) -> tuple[Any, dict[str, np.ndarray]]:
-        from losses.exdet import ExdetDecoder
+        from centertargets.losses.exdet import ExdetDecoder
 
         B, C, H, W = arrays["hm_c"].shape
         cfg = ExdetConfig(output_size=(W, H), num_classes=C,

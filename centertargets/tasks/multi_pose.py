@@ -365,7 +365,7 @@ class MultiPoseUnit(TaskUnit):
     name = "multi_pose"
     config_type = MultiPoseConfig
     encoder_type = MultiPoseEncoder
-    loss = "losses.centernet:MultiPoseLoss"
+    loss = "centertargets.losses.centernet:MultiPoseLoss"
     decoder = "centertargets.decode:MultiPoseDecoder"
     decode_kinds = ("multi_pose_decode",)
     specificity = 1

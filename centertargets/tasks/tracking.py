@@ -976,8 +976,8 @@ class TrackingUnit(TaskUnit):
     name = "tracking"
     config_type = TrackingConfig
     encoder_type = TrackingEncoder
-    loss = "losses.tracking:GenericLoss"
-    decoder = "losses.tracking:TrackingDecoder"
+    loss = "centertargets.losses.tracking:GenericLoss"
+    decoder = "centertargets.losses.tracking:TrackingDecoder"
     specificity = 5                  # the default for a file with videos
     video = True
     dataset = "centertargets.tracking:TrackingDataset"
