@@ -144,7 +144,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     coco = CocoDataset.load(args.annotations) if args.annotations else \
         CocoDataset(to_coco([person_scene(args.seed, num_people=6)]))
-    cfg = _config_for(coco, None, args.output_size, None)
+    cfg = _config_for(coco, args.task, args.output_size, None)
     unit = unit_of(cfg)
     ds = unit.dataset_class()(coco, cfg, image_root=args.image_root)
     if not 0 <= args.index < len(ds):
@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="centertargets",
-        description="Fast, exact CenterNet training targets. Without a command, runs 'demo'.")
+        description="Fast, exact CenterNet training targets. Start with 'centertargets demo' "
+                    "(the whole pipeline on built-in data) or 'centertargets COMMAND --help'.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"centertargets {__version__}")
     sub = p.add_subparsers(dest="command")
 
     d = sub.add_parser("demo", help="the whole pipeline on a built-in dataset (about a minute)",
@@ -226,15 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list this many worst images (default 5)")
     a.set_defaults(func=cmd_audit)
 
-    r = sub.add_parser("render", help="write a PNG picture of one image's targets")
+    r = sub.add_parser("render", help="write a PNG picture of one image's targets",
+                       description="Build one image's targets with the task the file fits "
+                                   "(or --task) and draw them: the heatmaps with what the "
+                                   "per-object targets encode, over the network input when "
+                                   "--image-root is given.")
     r.add_argument("annotations", nargs="?", help="COCO json (default: a synthetic scene)")
+    r.add_argument("--task", choices=names(),
+                   help="default: the most specific task the file fits (multi_pose with "
+                        "keypoints, tracking with videos, ...)")
     r.add_argument("--index", type=_non_negative_int, default=0,
                    help="image index in the file (default 0)")
     r.add_argument("--seed", type=int, default=0, help="synthetic scene seed (default 0)")
     r.add_argument("--output-size", type=_positive_int, default=128,
                    help="square output map side (default 128)")
     r.add_argument("--out", default="targets.png", help="PNG path (default targets.png)")
-    r.add_argument("--image-root", help="image folder (for sizes missing from the json)")
+    r.add_argument("--image-root", help="image folder: the picture shows the image under the "
+                                        "heatmaps (and sizes missing from the json are read "
+                                        "from it)")
     r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("compare", help="check reference fixtures against this package",
@@ -265,8 +277,9 @@ def _non_negative_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["demo", *(argv or [])])
+    if args.command is None:          # a bare `centertargets`: say what there is, write nothing
+        parser.print_help()
+        return 0
     try:
         return int(args.func(args))
     except BrokenPipeError:  # output piped into `head` and the like

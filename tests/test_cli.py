@@ -125,3 +125,20 @@ def test_every_subcommand_help_states_defaults(capsys):
             main([cmd, "--help"])
         out = capsys.readouterr().out
         assert "default" in out, cmd
+
+
+def test_version_and_a_bare_command(tmp_path, capsys, monkeypatch):
+    from centertargets import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0                          # help, and nothing written
+    assert "centertargets demo" in capsys.readouterr().out and not list(tmp_path.iterdir())
+
+
+def test_render_takes_a_task(tmp_path):
+    out = tmp_path / "ctdet.png"
+    assert main(["render", "--task", "ctdet", "--output-size", "32", "--out", str(out)]) == 0
+    assert cv2.imread(str(out)) is not None
