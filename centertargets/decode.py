@@ -256,6 +256,66 @@ def detections_to_image(dets: Any, meta: Mapping[str, Any],
     return out[0] if single else out
 
 
+def flip_test(outputs: "Mapping[str, Tensor]", config: Any) -> dict[str, "Tensor"]:
+    """CenterNet's flip test: merge the outputs of images (first half of the batch) and of
+    the same images mirrored horizontally (second half), as upstream's detectors do.
+
+    ``outputs``: raw head outputs (logits) of a batch of 2B images, ``[x, x.flip(3)]``;
+    ``config``: a ctdet or multi_pose config.  Returns B outputs for a decoder with
+    ``apply_sigmoid=False``: heatmaps as probabilities, ``(p + mirrored p) / 2`` (``hm_hp``
+    with its left/right joint channels swapped back), ``wh`` averaged with its mirror,
+    ``hps`` averaged with its mirror whose x offsets are negated and joints swapped, and
+    ``reg``/``hp_offset`` of the unflipped images only (upstream's arithmetic, float32).
+    """
+    import torch
+
+    heads = config.head_spec()
+    known = {"hm", "hm_hp", "wh", "hps", "reg", "hp_offset"}
+    if set(heads) - known:
+        raise ValueError(f"flip_test: heads {sorted(set(heads) - known)} of "
+                         f"{type(config).__name__}: expected ctdet or multi_pose heads")
+    if "hps" in heads and getattr(config, "flip_idx", None) is None:
+        raise ValueError(f"{type(config).__name__}.flip_idx=None: expected the left/right "
+                         "joint pairs (the dataset completes them from the file: use "
+                         "dataset.config, or MultiPoseConfig.from_coco)")
+    flip_idx = tuple(getattr(config, "flip_idx", None) or ())
+    B2 = None
+    out: dict[str, "Tensor"] = {}
+    for name, head in heads.items():
+        x = outputs[name].float()
+        if B2 is None:
+            B2 = x.shape[0]
+            if B2 % 2:
+                raise ValueError(f"outputs[{name!r}] has {B2} images: expected 2B, the images "
+                                 "then the same images mirrored")
+        B = B2 // 2
+        if x.shape[0] != B2:
+            raise ValueError(f"outputs[{name!r}] has {x.shape[0]} images: expected {B2}")
+        if head.kind == "heatmap":
+            x = x.sigmoid()
+        a, b = x[:B], torch.flip(x[B:], [3])
+        if name in ("reg", "hp_offset"):
+            out[name] = a
+            continue
+        if name == "hm_hp":
+            b = b[:, _swap_perm(b.shape[1], flip_idx)]
+        elif name == "hps":
+            J = b.shape[1] // 2
+            b = b.reshape(B, J, 2, *b.shape[2:]).clone()
+            b[:, :, 0] *= -1
+            b = b[:, _swap_perm(J, flip_idx)].reshape(B, 2 * J, *b.shape[3:])
+        out[name] = (a + b) / 2
+    return out
+
+
+def _swap_perm(n: int, pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """Channel order that swaps each left/right pair."""
+    perm = list(range(n))
+    for i, j in pairs:
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
 class Decoder:
     """Reads the heads of ``config.head_spec()`` from a model's outputs and decodes them."""
 

@@ -9,7 +9,8 @@
    (seeded, one thread: the same losses and scores on every run of a machine).
 5. Decode, map detections back to image pixels, and score them against the
    annotations: the oracle decode (perfect outputs rebuilt from the targets)
-   and the tiny model.
+   and the tiny model, alone and with CenterNet's flip test; COCO's AP of each
+   through pycocotools when it is installed.
 6. Write pictures: targets over the image, ground truth vs decoded.
 
 Needs torch (the ``torch`` extra).  ``run_demo`` returns the figures it prints.
@@ -63,7 +64,8 @@ def write_dataset(out: Path, images: int, seed: int = 0,
     """Synthetic images under ``out/images`` and ``out/person_keypoints_demo.json``."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     scenes = [person_scene(seed + i, num_people=1 + i % 4, image_size=image_size,
-                           p_occluded=0.1, p_unlabelled=0.05) for i in range(images)]
+                           p_occluded=0.1, p_unlabelled=0.05, inside=True)
+              for i in range(images)]
     data = to_coco(scenes)
     for img, scene in zip(data["images"], scenes):
         img["file_name"] = "images/" + img["file_name"]
@@ -145,7 +147,9 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
     from centertargets.losses import MultiPoseLoss
 
     from .audit import audit, print_audit
-    from .decode import MultiPoseDecoder, detections_to_image, multi_pose_decode, oracle_outputs
+    from .decode import (MultiPoseDecoder, detections_to_image, flip_test, multi_pose_decode,
+                         oracle_outputs)
+    from .evaluate import coco_results, evaluate
     from .visualize import network_input_to_rgb, render_detections, render_targets, save_png
 
     t_start = time.perf_counter()
@@ -228,39 +232,52 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
     # 5. decode and score, in image pixels
     val = CenterNetDataset(coco, cfg, image_root=out)
     model.eval()
-    scores: dict[str, list[dict[str, float]]] = {"oracle": [], "model": []}
+    names = ("oracle", "model", "model+flip")
+    scores: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    coco_res: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     pictures: dict[str, np.ndarray] = {}
-    for i in range(min(len(val), 16)):
+    n_val = min(len(val), 16)
+    for i in range(n_val):
         item = val[i]
         ann = val.annotations(i)
         gt = ann.boxes_xywh.copy()
         gt[:, 2:] += gt[:, :2]
-        o = oracle_outputs(item, cfg)
-        oracle = multi_pose_decode(o["hm"], o["wh"], o["hps"], o.get("reg"), o.get("hm_hp"),
-                                   o.get("hp_offset"), K=cfg.max_objs)
+        o = oracle_outputs(item, cfg)                # joints straight from hps (no snapping)
+        oracle = multi_pose_decode(o["hm"], o["wh"], o["hps"], o.get("reg"), K=cfg.max_objs)
+        x = torch.from_numpy(item["input"])[None]
         with torch.no_grad():
-            pred = MultiPoseDecoder(cfg, K=cfg.max_objs)(model(torch.from_numpy(item["input"])[None]))
+            pred = MultiPoseDecoder(cfg, K=cfg.max_objs)(model(x))
+            both = flip_test(model(torch.cat([x, x.flip(3)])), val.config)   # upstream's
+            pred_flip = MultiPoseDecoder(cfg, K=cfg.max_objs, apply_sigmoid=False)(both)
         meta = {k: v for k, v in item["meta"].items() if k != "color"}
-        for name, dets in (("oracle", oracle), ("model", pred)):
+        for name, dets in zip(names, (oracle, pred, pred_flip)):
             img_dets = detections_to_image(dets[0], meta, cfg.flip_idx or ())
             scores[name].append(score_detections(img_dets, gt, ann.keypoints))
-            if i == 0:
+            coco_res[name] += coco_results(img_dets, ann.image_id, coco.category_ids)
+            if i == 0 and name != "model+flip":
                 rgb = cv2.imread(str(out / ann.file_name))[..., ::-1]
                 keep = img_dets[img_dets[:, 4] > 0.3]
                 pictures[name] = render_detections(
                     rgb, gt, ann.keypoints, keep[:, :4], np.concatenate(
                         [keep[:, 5:39].reshape(-1, 17, 2), np.ones((len(keep), 17, 1))], 2),
                     COCO_SKELETON, title=f"decoded ({name})")
-    log("\n5. decoded detections mapped back to image pixels, against the annotations "
-        "(16 validation images):")
-    for name in ("oracle", "model"):
+    log(f"\n5. decoded detections mapped back to image pixels, against the annotations "
+        f"({n_val} validation images):")
+    for name in names:
         mean = {k: _mean([s[k] for s in scores[name]]) for k in scores[name][0]}
         results[name] = mean
-        log(f"   {name:7s} mean best IoU {mean['mean_iou']:.3f}, recall@0.5 "
+        log(f"   {name:10s} mean best IoU {mean['mean_iou']:.3f}, recall@0.5 "
             f"{mean['recall@0.5']:.2f}, joint error {mean['joint_error_px']:.2f} px")
-    log("   (the oracle's boxes differ from the annotations where an annotation reaches outside "
-        "the map, whose targets are clipped to it; its joints snap to hm_hp peaks, whose one "
-        "shared hp_offset map keeps the later of two joints on a pixel)")
+    try:
+        ids = [val.annotations(i).image_id for i in range(n_val)]
+        for name in names:
+            ap = evaluate(path, coco_res[name], image_ids=ids)
+            results[f"{name}_ap"] = {k: v["AP"] for k, v in ap.items()}
+        log("   COCO AP (pycocotools, IoU / OKS 0.5:0.95): " + "; ".join(
+            f"{n} boxes {results[f'{n}_ap']['bbox']:.3f}, keypoints "
+            f"{results[f'{n}_ap']['keypoints']:.3f}" for n in names))
+    except ImportError:
+        log("   (COCO AP needs pycocotools: pip install 'centertargets[eval]')")
 
     # 6. pictures
     item = train.item(0, train.params(0))

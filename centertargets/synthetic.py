@@ -35,16 +35,18 @@ class Scene:
 
 def person_scene(rng: np.random.Generator | int, num_people: int = 6,
                  image_size: tuple[int, int] = (640, 480), p_occluded: float = 0.15,
-                 p_unlabelled: float = 0.15) -> Scene:
-    """Standing persons of random size and place, some joints occluded or unlabelled."""
+                 p_unlabelled: float = 0.15, inside: bool = False) -> Scene:
+    """Standing persons of random size and place, some joints occluded or unlabelled;
+    up to a tenth of a person may lie outside the image, or none with ``inside=True``."""
     rng = np.random.default_rng(rng)
     W, H = image_size
     boxes, kps = [], []
+    out = -0.05 if inside else 0.1        # inside: a margin for the joints' jitter
     for _ in range(num_people):
         h = rng.uniform(0.15, 0.8) * H
         w = h * rng.uniform(0.3, 0.55)
-        x = rng.uniform(-0.1 * w, W - 0.9 * w)
-        y = rng.uniform(-0.1 * h, H - 0.9 * h)
+        x = rng.uniform(-out * w, W - (1 - out) * w)
+        y = rng.uniform(-out * h, H - (1 - out) * h)
         pts = _TEMPLATE * (w, h) + (x, y) + rng.normal(0, 0.02, _TEMPLATE.shape) * (w, h)
         v = np.full(len(pts), 2.0)
         u = rng.random(len(pts))
