@@ -22,8 +22,8 @@ import numpy as np
 from .config import BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
-from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, msra_patch, patch_table,
-                                patch_table32)
+from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, RADIUS_EXACT_SIDES,
+                                msra_patch, patch_table, patch_table32)
 from .spec import TargetSpec
 
 _RADIUS = {"centernet": RADIUS_CENTERNET, "corrected": RADIUS_CORRECTED}
@@ -348,7 +348,9 @@ class Encoder:
         self._heat = {"msra_sigma": float(config.msra_sigma),
                       "msra": msra_patch(float(config.msra_sigma)) if config.heatmap == "msra"
                       else None,
-                      "radius_formula": _RADIUS[r.formula], "min_overlap": float(r.min_overlap),
+                      "radius_formula": _RADIUS[r.formula] | (0 if r.round_sides else
+                                                               RADIUS_EXACT_SIDES),
+                      "min_overlap": float(r.min_overlap),
                       "min_radius": int(r.min_radius),
                       "elliptic_alpha": float(config.elliptic_alpha)
                       if config.heatmap == "elliptic" else None,

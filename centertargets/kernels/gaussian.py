@@ -18,6 +18,9 @@ from ._jit import jit
 #: ``radius_formula`` codes understood by :func:`gaussian_radius`.
 RADIUS_CENTERNET = 0
 RADIUS_CORRECTED = 1
+#: Added to a formula code: :func:`object_radius` takes the box sides as they are instead of
+#: rounding them up first (mmdetection's CenterNet).
+RADIUS_EXACT_SIDES = 2
 
 _EPS64 = np.finfo(np.float64).eps
 
@@ -106,8 +109,9 @@ def gaussian_radius_corrected(height: float, width: float, min_overlap: float) -
 
 @jit
 def gaussian_radius(height: float, width: float, min_overlap: float, formula: int) -> float:
-    """Dispatch on ``formula`` (``RADIUS_CENTERNET`` or ``RADIUS_CORRECTED``); float64."""
-    if formula == RADIUS_CORRECTED:
+    """Dispatch on ``formula`` (``RADIUS_CENTERNET`` or ``RADIUS_CORRECTED``, plus
+    ``RADIUS_EXACT_SIDES``, which only :func:`object_radius` reads); float64."""
+    if formula & RADIUS_CORRECTED:
         return gaussian_radius_corrected(height, width, min_overlap)
     return gaussian_radius_centernet(height, width, min_overlap)
 
@@ -117,9 +121,13 @@ def object_radius(h: np.float32, w: np.float32, formula: int, min_overlap: float
                   min_radius: int) -> int:
     """Integer Gaussian radius of a box ``w x h`` (output pixels), as CenterNet derives it.
 
-    ``max(min_radius, int(gaussian_radius(ceil(h), ceil(w))))``.
+    ``max(min_radius, int(gaussian_radius(ceil(h), ceil(w))))``; with
+    ``RADIUS_EXACT_SIDES`` in ``formula``, the sides as they are (mmdetection).
     """
-    r = gaussian_radius(float(math.ceil(h)), float(math.ceil(w)), min_overlap, formula)
+    if formula & RADIUS_EXACT_SIDES:
+        r = gaussian_radius(float(h), float(w), min_overlap, formula)
+    else:
+        r = gaussian_radius(float(math.ceil(h)), float(math.ceil(w)), min_overlap, formula)
     return max(min_radius, int(r))
 
 

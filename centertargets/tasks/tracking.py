@@ -49,7 +49,7 @@ from ..kernels.encode import (S_BAD_CLASS, S_COLLISIONS, S_CONSIDERED, S_DEGENER
                               S_ENCODED, S_IGNORED, S_INPUT, S_KPS_ENCODED, S_KPS_LABELLED,
                               S_KPS_OUTSIDE, ST_BAD_CLASS, ST_DEGENERATE, ST_DROPPED,
                               ST_IGNORED, clip32)
-from ..kernels.gaussian import (draw_umich_unit, gaussian_radius, get_patch32,
+from ..kernels.gaussian import (draw_umich_unit, get_patch32, object_radius,
                                 patch_table32_covering)
 from ..kernels.transform import _apply
 from ..spec import F32, I64, Heads, HeadSpec, Targets, TargetSpec
@@ -494,10 +494,7 @@ def _points(kps, amodel, width, flipped, perm, m, out_kps, out_amodel):
         out_amodel[i, 1] = py
 
 
-@jit
-def _radius(h, w, radius_formula, min_overlap, min_radius):
-    r = gaussian_radius(float(math.ceil(h)), float(math.ceil(w)), min_overlap, radius_formula)
-    return max(min_radius, int(r))
+_radius = object_radius
 
 
 @jit
