@@ -376,7 +376,7 @@ class CocoDataset:
             except (TypeError, ValueError):
                 a = np.zeros(0)
             if a.shape != tuple(shape) or not np.isfinite(a).all():
-                shown = repr(v) if len(repr(v)) <= 120 else repr(v)[:117] + "..."
+                shown = _short(v)
                 raise ValueError(f"image id={list(self._pos)[k]} {name}={shown}: expected "
                                  f"{what or f'finite numbers of shape {tuple(shape)}'}")
             out[k] = a
@@ -446,7 +446,7 @@ class CocoDataset:
                 continue
             if a is None or a.size != size or not np.isfinite(a).all() or \
                     (np.abs(a) > 1e7).any():
-                shown = repr(v) if len(repr(v)) <= 120 else repr(v)[:117] + "..."
+                shown = _short(v)
                 raise ValueError(f"annotation id={int(self._ann_ids[i])} {name}={shown}: expected "
                                  f"{what or f'{size} finite numbers'} (shape {tuple(shape)}, "
                                  "at most 1e7 in size)")
@@ -472,7 +472,7 @@ def _names(cat: Mapping[str, Any]) -> list[str]:
     one of strings is warned about and left out."""
     names = cat["keypoints"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        shown = repr(names) if len(repr(names)) <= 80 else repr(names)[:77] + "..."
+        shown = _short(names, 80)
         warnings.warn(f"category id={cat.get('id')} keypoints={shown}: expected a list of joint "
                       "names; the names are not used (no flip pairs or legend from them)",
                       stacklevel=3)
@@ -549,11 +549,22 @@ def _keypoints(ann: Mapping[str, Any], num_joints: int) -> np.ndarray:
         raise ValueError(f"annotation id={ann.get('id')} keypoints holds {bad!r}: expected "
                          "numbers x, y, v per joint")
     a = np.asarray(k, np.float64).reshape(num_joints, 3)
-    if not np.isin(a[:, 2], (0, 1, 2)).all():
-        raise ValueError(f"annotation id={ann.get('id')} keypoints visibility "
-                         f"{a[:, 2].tolist()}: expected 0, 1 or 2")
-    xy = a[a[:, 2] > 0, :2]
-    if not (np.isfinite(xy).all() and (np.abs(xy) <= 1e7).all()):
-        raise ValueError(f"annotation id={ann.get('id')} keypoints {a[a[:, 2] > 0].tolist()}: "
-                         "expected finite x, y of at most 1e7 for labelled (v > 0) joints")
+    bad = np.flatnonzero(~np.isin(a[:, 2], (0, 1, 2)))
+    if len(bad):
+        raise ValueError(f"annotation id={ann.get('id')} keypoints: joint {int(bad[0])} has "
+                         f"visibility {float(a[bad[0], 2])!r} ({len(bad)} of {num_joints} joints "
+                         "like it): expected 0, 1 or 2")
+    labelled = a[:, 2] > 0
+    bad = np.flatnonzero(labelled & ~(np.isfinite(a[:, :2]) & (np.abs(a[:, :2]) <= 1e7))
+                         .all(axis=1))
+    if len(bad):
+        raise ValueError(f"annotation id={ann.get('id')} keypoints: joint {int(bad[0])} at "
+                         f"{a[bad[0]].tolist()}: expected finite x, y of at most 1e7 for "
+                         "labelled (v > 0) joints")
     return a
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters (error messages name long values too)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."

@@ -249,7 +249,7 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
             pred = MultiPoseDecoder(cfg, K=cfg.max_objs)(model(x))
             both = flip_test(model(torch.cat([x, x.flip(3)])), val.config)   # upstream's
             pred_flip = MultiPoseDecoder(cfg, K=cfg.max_objs, apply_sigmoid=False)(both)
-        meta = {k: v for k, v in item["meta"].items() if k != "color"}
+        meta = item["meta"]
         for name, dets in zip(names, (oracle, pred, pred_flip)):
             img_dets = detections_to_image(dets[0], meta, cfg.flip_idx or ())
             scores[name].append(score_detections(img_dets, gt, ann.keypoints))

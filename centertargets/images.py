@@ -20,7 +20,9 @@ apart:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -70,6 +72,22 @@ def truncation(data: np.ndarray) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV's own ``[ WARN ]`` lines off while decoding (errors are raised by this module,
+    naming the image)."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    before = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        log.setLogLevel(before)
+
+
 def read_image(path: str, image_id: int) -> tuple[np.ndarray, str | None]:
     """``(image, truncation)``: the BGR uint8 ``(H, W, 3)`` image and :func:`truncation`."""
     try:
@@ -80,12 +98,13 @@ def read_image(path: str, image_id: int) -> tuple[np.ndarray, str | None]:
     except OSError as exc:
         raise FileNotFoundError(f"image id={image_id}: cannot read {path!r} ({exc}): expected "
                                 "a readable image file under image_root") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    cut = truncation(data)
-    if img is None and cut is not None:
-        # OpenCV's decoder of memory buffers refuses a cut-short JPEG that its file reader
-        # decodes (missing rows grey, as upstream's cv2.imread gives them): take the latter
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    with _quiet_opencv():          # this function reports what went wrong itself
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        cut = truncation(data)
+        if img is None and cut is not None:
+            # OpenCV's decoder of memory buffers refuses a cut-short JPEG that its file reader
+            # decodes (missing rows grey, as upstream's cv2.imread gives them): take the latter
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise UndecodableImageError(
             f"image id={image_id}: {path!r} exists ({data.size} bytes) but cannot be decoded"

@@ -99,17 +99,29 @@ def network_input_to_rgb(inp: np.ndarray, mean: np.ndarray = COCO_MEAN_BGR,
     return np.ascontiguousarray((np.clip(x, 0, 1) * 255).astype(np.uint8)[..., ::-1])
 
 
+#: Legend rows at most: a file with hundreds of joints (DeepFashion2: 294) gets the first
+#: ones named and a count of the rest, not a legend taller than the picture.
+LEGEND_MAX_ROWS = 6
+
+
 def _legend(names: Sequence[str], width: int) -> np.ndarray:
-    """A strip naming each joint in its ``palette`` colour."""
+    """A strip naming each joint in its ``palette`` colour (at most ``LEGEND_MAX_ROWS`` rows)."""
     colours = palette(len(names))
     per_row = max(1, width // 110)
-    rows = (len(names) + per_row - 1) // per_row
+    shown = min(len(names), per_row * LEGEND_MAX_ROWS)
+    if shown < len(names):
+        shown -= 1                        # room for "+ N more"
+    rows = (shown + (shown < len(names)) + per_row - 1) // per_row
     out = np.zeros((rows * 16 + 4, width, 3), np.uint8)
-    for j, name in enumerate(names):
+    for j in range(shown):
         x, y = (j % per_row) * 110 + 4, (j // per_row) * 16 + 14
         cv2.rectangle(out, (x, y - 9), (x + 9, y), tuple(int(v) for v in colours[j]), -1)
-        cv2.putText(out, str(name)[:14], (x + 13, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+        cv2.putText(out, str(names[j])[:14], (x + 13, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                     (230, 230, 230), 1, cv2.LINE_AA)
+    if shown < len(names):
+        x, y = (shown % per_row) * 110 + 4, (shown // per_row) * 16 + 14
+        cv2.putText(out, f"+ {len(names) - shown} more", (x, y), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35, (230, 230, 230), 1, cv2.LINE_AA)
     return out
 
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 losses.append(loss.item())
                 if len(losses) >= args.steps:
                     break
-        checksum = float(sum(p.double().sum() for p in model.parameters()))
+        checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
     k = max(1, min(3, len(losses) // 4))
     result = {"rank": rank, "first": sum(losses[:k]) / k, "last": sum(losses[-k:]) / k,
               "checksum": checksum, "steps": len(losses)}

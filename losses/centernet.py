@@ -236,6 +236,11 @@ class _CenterNetLoss(nn.Module):
         return stacks
 
 
+def _detached(stats: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The stats to log: values without the graph (the loss itself is returned apart)."""
+    return {k: v.detach() for k, v in stats.items()}
+
+
 def _zero(ref: Tensor) -> Tensor:
     return torch.zeros((), dtype=torch.float32, device=ref.device)
 
@@ -287,7 +292,8 @@ class CtdetLoss(_CenterNetLoss):
             if use_off:
                 off_loss = off_loss + self._centre_offset(out, batch, B) / n
         loss = o.hm_weight * hm_loss + o.wh_weight * wh_loss + o.off_weight * off_loss
-        return loss, {"loss": loss, "hm_loss": hm_loss, "wh_loss": wh_loss, "off_loss": off_loss}
+        return loss, _detached({"loss": loss, "hm_loss": hm_loss, "wh_loss": wh_loss,
+                                "off_loss": off_loss})
 
     def _wh(self, wh: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         """``wh_loss`` of one stack, by the config's size target and the options."""
@@ -397,9 +403,9 @@ class MultiPoseLoss(_CenterNetLoss):
         loss = (o.hm_weight * hm_loss + o.wh_weight * wh_loss + o.off_weight * off_loss
                 + o.hp_weight * hp_loss + o.hm_hp_weight * hm_hp_loss
                 + o.off_weight * hp_offset_loss)
-        return loss, {"loss": loss, "hm_loss": hm_loss, "hp_loss": hp_loss,
-                      "hm_hp_loss": hm_hp_loss, "hp_offset_loss": hp_offset_loss,
-                      "wh_loss": wh_loss, "off_loss": off_loss}
+        return loss, _detached({"loss": loss, "hm_loss": hm_loss, "hp_loss": hp_loss,
+                                "hm_hp_loss": hm_hp_loss, "hp_offset_loss": hp_offset_loss,
+                                "wh_loss": wh_loss, "off_loss": off_loss})
 
     def _joint_heatmaps(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor], B: int,
                         fast: bool) -> Tensor:

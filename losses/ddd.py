@@ -36,7 +36,7 @@ from centertargets.decode import Decoder, nms, to_image, topk, transpose_and_gat
 from centertargets.tasks.ddd import DddConfig
 
 from . import functional as LF
-from .centernet import _CenterNetLoss, _zero
+from .centernet import _detached, _CenterNetLoss, _zero
 
 __all__ = ["DddLoss", "DddDecoder", "ddd_decode", "ddd_post_process", "alpha_from_bins",
            "depth_from_logits"]
@@ -147,7 +147,7 @@ class DddLoss(_CenterNetLoss):
         loss = (o.hm_weight * stats["hm_loss"] + o.dep_weight * stats["dep_loss"]
                 + o.dim_weight * stats["dim_loss"] + o.rot_weight * stats["rot_loss"]
                 + o.wh_weight * stats["wh_loss"] + o.off_weight * stats["off_loss"])
-        return loss, {"loss": loss, **stats}
+        return loss, _detached({"loss": loss, **stats})
 
 
 def ddd_decode(heat: Tensor, rot: Tensor, depth: Tensor, dim: Tensor, wh: Tensor | None = None,

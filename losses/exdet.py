@@ -28,7 +28,7 @@ from centertargets.decode import Decoder, gather_feat, nms, topk, transpose_and_
 from centertargets.tasks.exdet import EXTREME_POINTS, ExdetConfig
 
 from . import functional as LF
-from .centernet import _CenterNetLoss, _zero
+from .centernet import _detached, _CenterNetLoss, _zero
 
 __all__ = ["ExdetLoss", "ExdetDecoder", "exct_decode", "agnex_ct_decode"]
 
@@ -77,7 +77,7 @@ class ExdetLoss(_CenterNetLoss):
         assert hm_loss is not None
         off = off_loss if off_loss is not None else _zero(hm_loss)
         loss = o.hm_weight * hm_loss + o.off_weight * off
-        return loss, {"loss": loss, "hm_loss": hm_loss, "off_loss": off}
+        return loss, _detached({"loss": loss, "hm_loss": hm_loss, "off_loss": off})
 
 
 def _extreme_grid(ys: Tensor, xs: Tensor, axis: int, K: int) -> tuple[Tensor, Tensor]:

@@ -177,3 +177,32 @@ def test_the_losses_import_is_not_shadowed_by_a_users_losses_py(tmp_path):
     res = subprocess.run([sys.executable, "-c", alias], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_legends_are_capped_and_long_values_are_cut_in_errors():
+    from centertargets.visualize import LEGEND_MAX_ROWS, _legend
+
+    strip = _legend([f"joint_{j}" for j in range(294)], 440)     # DeepFashion2's 294 joints
+    assert strip.shape[0] <= LEGEND_MAX_ROWS * 16 + 4
+    d = _pose()
+    d["annotations"][0]["keypoints"] = [1.0, 2.0, 3.0] * 17      # every visibility 3
+    with pytest.raises(ValueError) as e:
+        CocoDataset(d)
+    msg = str(e.value)
+    assert "joint 0 has visibility 3.0 (17 of 17 joints like it)" in msg and len(msg) < 200
+
+
+def test_loss_stats_are_detached_for_logging():
+    import torch
+
+    from centertargets import CtdetEncoder
+    from centertargets.losses import CtdetLoss
+
+    cfg = CtdetConfig(output_size=(8, 8), num_classes=1)
+    t = CtdetEncoder(cfg).encode(np.array([[1, 1, 5, 5]], np.float32), [0])
+    out = {n: torch.zeros(h.shape(1), requires_grad=True) for n, h in cfg.head_spec().items()}
+    loss, stats = CtdetLoss(cfg)(out, {k: torch.from_numpy(v[None]) for k, v in t.items()})
+    assert loss.requires_grad and not any(v.requires_grad for v in stats.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        float(stats["loss"])
