@@ -18,11 +18,12 @@ import json
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from . import _warn
 
 __all__ = ["CocoDataset", "ImageAnnotations", "COCO_FLIP_IDX", "COCO_CATEGORY_IDS",
            "COCO_KEYPOINT_NAMES", "COCO_SKELETON", "flip_pairs_from_names"]
@@ -246,10 +247,9 @@ class CocoDataset:
             if kp_cats else []
         names = self.keypoint_names
         if names and len(names) != self.num_joints:
-            warnings.warn(f"the keypoint category lists {len(names)} names but annotations "
+            _warn.warn(f"the keypoint category lists {len(names)} names but annotations "
                           f"carry {self.num_joints} joints: the names are not used for flip "
-                          "pairs (pass flip_idx in the config if the set has left/right joints)",
-                          stacklevel=2)
+                          "pairs (pass flip_idx in the config if the set has left/right joints)")
             self.flip_idx: tuple[tuple[int, int], ...] = ()
         else:
             self.flip_idx = flip_pairs_from_names(names)
@@ -473,9 +473,8 @@ def _names(cat: Mapping[str, Any]) -> list[str]:
     names = cat["keypoints"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         shown = _short(names, 80)
-        warnings.warn(f"category id={cat.get('id')} keypoints={shown}: expected a list of joint "
-                      "names; the names are not used (no flip pairs or legend from them)",
-                      stacklevel=3)
+        _warn.warn(f"category id={cat.get('id')} keypoints={shown}: expected a list of joint "
+                      "names; the names are not used (no flip pairs or legend from them)")
         return []
     return list(names)
 
@@ -499,8 +498,8 @@ def _skeleton(cat: Mapping[str, Any], num_joints: int) -> list[tuple[int, int]]:
         problem = f"{len(sk) - len(pairs)} skeleton entries are not [a, b] integer pairs"
     flat = [v for p in pairs for v in p]
     if flat and min(flat) == 0 and max(flat) < num_joints:
-        warnings.warn(f"category id={cat.get('id')}: its skeleton numbers joints from 0 "
-                      "(COCO numbers them from 1); read as 0-based", stacklevel=3)
+        _warn.warn(f"category id={cat.get('id')}: its skeleton numbers joints from 0 "
+                      "(COCO numbers them from 1); read as 0-based")
         return [(a, b) for a, b in pairs]
     good = [(a - 1, b - 1) for a, b in pairs if 1 <= a <= num_joints and 1 <= b <= num_joints]
     if len(good) < len(pairs):
@@ -508,8 +507,8 @@ def _skeleton(cat: Mapping[str, Any], num_joints: int) -> list[tuple[int, int]]:
         problem = (f"{len(bad)} skeleton pairs name joints outside [1, {num_joints}] "
                    f"(e.g. {bad[0]})")
     if problem:
-        warnings.warn(f"category id={cat.get('id')}: {problem}; those are not drawn (the "
-                      "skeleton only draws lines)", stacklevel=3)
+        _warn.warn(f"category id={cat.get('id')}: {problem}; those are not drawn (the "
+                      "skeleton only draws lines)")
     return good
 
 

@@ -17,12 +17,11 @@ import multiprocessing.context
 import os
 import pickle
 import sys
-import warnings
 from typing import Any
 
 import numpy as np
 
-from . import images, tasks, worker
+from . import _warn, images, tasks, worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
                       AugmentParams, check_image, color_meta, network_input, warp_image)
 from .coco import CocoDataset, ImageAnnotations
@@ -344,10 +343,9 @@ class CenterNetDataset:
         img, truncated = images.read_image(path, ann.image_id)
         if truncated and ann.image_id not in self.truncated_images:
             self.truncated_images.add(ann.image_id)
-            warnings.warn(f"image id={ann.image_id} ({path!r}) is {truncated}: the file looks "
+            _warn.warn(f"image id={ann.image_id} ({path!r}) is {truncated}: the file looks "
                           "cut short, and the decoder fills what is missing (grey rows for "
-                          "JPEG); replace the file, or drop the image", RuntimeWarning,
-                          stacklevel=2)
+                          "JPEG); replace the file, or drop the image", RuntimeWarning)
         return img
 
     def check_size(self, ann: ImageAnnotations, input_size: tuple[int, int],

@@ -11,13 +11,13 @@ computed (their stat is 0).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from centertargets._warn import warn
 from centertargets.spec import check_head
 from centertargets.tasks import CtdetConfig, MultiPoseConfig, unit_of
 
@@ -197,14 +197,14 @@ class _CenterNetLoss(nn.Module):
     def _warn_if_stuck(self, logits: Tensor, ind: Tensor, mask: Tensor) -> None:
         if not self._warned_stuck and LF.positives_at_floor(logits, ind, mask):
             self._warned_stuck = True
-            warnings.warn(LF.STUCK_MESSAGE, RuntimeWarning, stacklevel=6)
+            warn(LF.STUCK_MESSAGE, RuntimeWarning)
 
     def _warn_if_probabilities(self, name: str, logits: Tensor) -> None:
         if not self._warned_probabilities and LF.looks_like_probabilities(logits):
             self._warned_probabilities = True
-            warnings.warn(f"outputs[{name!r}] lies entirely in [0, 1]: the losses take logits, "
+            warn(f"outputs[{name!r}] lies entirely in [0, 1]: the losses take logits, "
                           "so a sigmoid applied in the model is applied twice. Return the raw "
-                          "head output (this warning is shown once per loss).", stacklevel=6)
+                          "head output (this warning is shown once per loss).")
 
     def _centre_offset(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
                        B: int) -> Tensor:

@@ -22,7 +22,6 @@ Which loss supervises which target (upstream's, stat names as upstream's):
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from centertargets.decode import Decoder, nms, topk
+from centertargets._warn import warn
 from centertargets.spec import check_head
 from centertargets.tasks.tracking import TrackingConfig
 
@@ -121,7 +121,7 @@ class GenericLoss(nn.Module):
             if not self._warned_stuck and LF.positives_at_floor(o["hm"], batch["ind"],
                                                                 batch["mask"]):
                 self._warned_stuck = True
-                warnings.warn(LF.STUCK_MESSAGE, RuntimeWarning, stacklevel=2)
+                warn(LF.STUCK_MESSAGE, RuntimeWarning)
             losses["hm"] = losses["hm"] + LF.fast_focal_loss_with_logits(
                 o["hm"], batch["hm"], batch["ind"], batch["mask"], batch["cat"]) / S
             for name in REGRESSION_HEADS:

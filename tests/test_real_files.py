@@ -206,3 +206,10 @@ def test_loss_stats_are_detached_for_logging():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         float(stats["loss"])
+
+
+def test_decoration_warnings_point_at_the_users_line():
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        CocoDataset(_pose(skeleton="text"))
+    assert w and all(x.filename == __file__ for x in w), [x.filename for x in w]
