@@ -55,11 +55,20 @@ def _bbox_output(box, trans, W, H):
     return b
 
 
-def upstream_targets(anns, pre_anns, width, params, cfg: TrackingConfig):
-    """The target part of upstream's ``GenericDataset.__getitem__`` (tracking), transcribed."""
+def upstream_targets(anns, pre_anns, width, params, cfg: TrackingConfig, frames=()):
+    """The target part of upstream's ``GenericDataset.__getitem__`` (tracking), transcribed:
+    the previous-frame candidates (``_load_pre_data``'s list over the video's frames), both
+    frames' annotations deep-copied and flipped, the three matrices it computes for them
+    (``trans_output``, ``trans_input_pre`` and the unused ``trans_output_pre``),
+    ``_get_pre_dets``, ``_init_ret``, ``_get_calib`` and the per-object ``_get_bbox_output``
+    and ``_add_instance`` (``gt_det`` lists included)."""
     W, H = cfg.output_size
     iw, ih = cfg.input_size
     cur, pre_p = params.current, params.pre_params
+    frame_id = frames[0]["frame_id"] if frames else 0
+    _ = [(f["id"], f["frame_id"]) for f in frames
+         if abs(f["frame_id"] - frame_id) < cfg.max_frame_dist
+         and (not ("sensor_id" in f) or f["sensor_id"] == 1)]
     anns, pre_anns = copy.deepcopy(anns), copy.deepcopy(pre_anns)
     if cur.flipped:
         for a in anns + pre_anns:
@@ -67,6 +76,7 @@ def upstream_targets(anns, pre_anns, width, params, cfg: TrackingConfig):
             a["bbox"] = [width - b[0] - 1 - b[2], b[1], b[2], b[3]]
     trans_out = cur.matrix((W, H))
     trans_pre = pre_p.matrix((iw, ih))
+    pre_p.matrix((W, H))                      # upstream's trans_output_pre, computed, unused
     pre_hm = np.zeros((1, ih, iw), np.float32)
     pre_cts, track_ids = [], []
     rng = np.random.default_rng(0)
@@ -97,9 +107,12 @@ def upstream_targets(anns, pre_anns, width, params, cfg: TrackingConfig):
     M, C = cfg.max_objs, cfg.num_classes
     ret = {"hm": np.zeros((C, H, W), np.float32), "ind": np.zeros(M, np.int64),
            "cat": np.zeros(M, np.int64), "mask": np.zeros(M, np.float32)}
+    gt_det = {"bboxes": [], "scores": [], "clses": [], "cts": []}
     for head in ("reg", "wh", "tracking"):
         ret[head] = np.zeros((M, 2), np.float32)
         ret[head + "_mask"] = np.zeros((M, 2), np.float32)
+        gt_det[head] = []
+    np.array([[1200, 0, width / 2, 0], [0, 1200, H / 2, 0], [0, 0, 1, 0]])   # _get_calib
     for k in range(min(len(anns), M)):
         a = anns[k]
         cls_id = 1
@@ -118,9 +131,17 @@ def upstream_targets(anns, pre_anns, width, params, cfg: TrackingConfig):
         ret["reg"][k] = ct - ct_int
         ret["reg_mask"][k] = 1
         _draw_umich(ret["hm"][cls_id - 1], ct_int, r)
+        gt_det["bboxes"].append(np.array([ct[0] - w / 2, ct[1] - h / 2, ct[0] + w / 2,
+                                          ct[1] + h / 2], dtype=np.float32))
+        gt_det["scores"].append(1)
+        gt_det["clses"].append(cls_id - 1)
+        gt_det["cts"].append(ct)
         if a["track_id"] in track_ids:
             ret["tracking_mask"][k] = 1
             ret["tracking"][k] = pre_cts[track_ids.index(a["track_id"])] - ct_int
+            gt_det["tracking"].append(ret["tracking"][k])
+        else:
+            gt_det["tracking"].append(np.zeros(2, np.float32))
     ret["pre_hm"] = pre_hm
     return ret
 
@@ -160,15 +181,22 @@ def main() -> None:
     def ours_sample(i):
         with_images.item(i, params[i])
 
+    video = {v["id"]: [img for img in data["images"] if img["video_id"] == v["id"]]
+             for v in data["videos"]}
+
+    def frames(i):
+        img = by_id[ids[i]]
+        return [img] + [f for f in video[img["video_id"]] if f is not img]
+
     def up_targets(i):
         p = params[i]
-        upstream_targets(anns[ids[i]], anns[p.pre_image_id], 640, p, cfg)
+        upstream_targets(anns[ids[i]], anns[p.pre_image_id], 640, p, cfg, frames(i))
 
     def up_sample(i):
         p = params[i]
         upstream_style_input(str(folder / by_id[ids[i]]["file_name"]), p.current)
         upstream_style_input(str(folder / by_id[p.pre_image_id]["file_name"]), p.pre_params)
-        upstream_targets(anns[ids[i]], anns[p.pre_image_id], 640, p, cfg)
+        upstream_targets(anns[ids[i]], anns[p.pre_image_id], 640, p, cfg, frames(i))
 
     spec = cfg.spec()
 

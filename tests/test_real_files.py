@@ -200,7 +200,7 @@ def test_loss_stats_are_detached_for_logging():
 
     cfg = CtdetConfig(output_size=(8, 8), num_classes=1)
     t = CtdetEncoder(cfg).encode(np.array([[1, 1, 5, 5]], np.float32), [0])
-    out = {n: torch.zeros(h.shape(1), requires_grad=True) for n, h in cfg.head_spec().items()}
+    out = {n: torch.full(h.shape(1), -1.0, requires_grad=True) for n, h in cfg.head_spec().items()}
     loss, stats = CtdetLoss(cfg)(out, {k: torch.from_numpy(v[None]) for k, v in t.items()})
     assert loss.requires_grad and not any(v.requires_grad for v in stats.values())
     with warnings.catch_warnings():
