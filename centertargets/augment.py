@@ -419,29 +419,41 @@ class AugmentConfig:
         if not self.train:
             return AugmentParams((float(c[0]), float(c[1])), s, color=color)
         pair = isinstance(s, tuple)
-        rot = 0.0
-        if self.rand_crop:
-            f = float(rng.choice(np.arange(0.6, 1.4, 0.1)))
-            s = tuple(float(np.float32(v)) * f for v in s) if pair else s * f
-            wb, hb = _border(128, width), _border(128, height)
-            c[0] = rng.integers(wb, max(wb + 1, width - wb))
-            c[1] = rng.integers(hb, max(hb + 1, height - hb))
-        else:
-            sf, cf = self.scale, self.shift
-            sw, sh = s if pair else (s, s)
-            c[0] += sw * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
-            c[1] += sh * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
-            f = float(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
-            s = tuple(float(np.float32(v)) * f for v in s) if pair else s * f
-        if rng.random() < self.rot_prob:
-            rot = float(np.clip(rng.standard_normal() * self.rotate, -2 * self.rotate,
-                                2 * self.rotate))
+        f = self.draw_crop(rng, c, *(s if pair else (s, s)), width, height)
+        s = tuple(float(np.float32(v)) * f for v in s) if pair else s * f
+        rot = self.draw_rotation(rng)
         flipped = bool(rng.random() < self.flip)
         if flipped:
             c[0] = width - c[0] - 1
         if self.color_on:
             color = ColorParams.draw(rng, self.color_var, self.lighting_std)
         return AugmentParams((float(c[0]), float(c[1])), s, rot, flipped, color)
+
+
+    def draw_crop(self, rng: np.random.Generator, c: np.ndarray, sw: float, sh: float,
+                  width: int, height: int) -> float:
+        """Upstream's crop draw, moving the float32 centre ``c`` in place; returns the scale
+        factor.  ``rand_crop``: a factor among 0.6, 0.7, ..., 1.3 and a centre away from the
+        borders; otherwise the centre shifted by ``clip(N(0, shift), +-2 shift)`` times
+        ``sw``/``sh`` and a factor ``clip(N(1, scale), 1 +- scale)``."""
+        if self.rand_crop:
+            f = float(rng.choice(np.arange(0.6, 1.4, 0.1)))
+            wb, hb = _border(128, width), _border(128, height)
+            c[0] = rng.integers(wb, max(wb + 1, width - wb))
+            c[1] = rng.integers(hb, max(hb + 1, height - hb))
+            return f
+        sf, cf = self.scale, self.shift
+        c[0] += sw * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
+        c[1] += sh * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
+        return float(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
+
+    def draw_rotation(self, rng: np.random.Generator) -> float:
+        """Upstream's rotation: with probability ``rot_prob``, ``clip(N(0, rotate), +-2
+        rotate)`` degrees, else 0."""
+        if rng.random() < self.rot_prob:
+            return float(np.clip(rng.standard_normal() * self.rotate, -2 * self.rotate,
+                                 2 * self.rotate))
+        return 0.0
 
 
 def _border(border: int, size: int) -> int:

@@ -61,6 +61,17 @@ def supported(kind: str = "") -> tuple[str, ...]:
     return tuple(f"{kind}_{t}_" if kind else f"{t}_" for t in tasks.names())
 
 
+@pytest.fixture(params=[1, 4], ids=lambda n: f"{n}-threads")
+def threads(request):
+    """torch's intra-op threads at 1 and 4 for the test (numeric results must not move)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

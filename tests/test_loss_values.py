@@ -35,14 +35,6 @@ from conftest import random_boxes, random_keypoints
 RTOL = 1e-6
 
 
-@pytest.fixture(params=[1, 4], ids=lambda n: f"{n}-threads")
-def threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
 def _assert_stats(got: dict, want: dict) -> None:
     assert set(got) == set(want)
     for k, w in want.items():

@@ -191,14 +191,6 @@ def _batch(ds: TrackingDataset, n: int) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in ds.config.spec()}
 
 
-@pytest.fixture(params=[1, 4], ids=lambda n: f"{n}-threads")
-def threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
 def test_generic_loss_equals_float64_formula(threads, rng):
     from centertargets.losses.tracking import GenericLoss
 

@@ -73,6 +73,13 @@ def start_objects(boxes, classes, C, M, stats, status):
             stats[S_BAD_CLASS] += 1
     if stats[S_BAD_CLASS] > 0:
         return 0
+    return consider_objects(n, M, stats, status)
+
+
+@jit
+def consider_objects(n, M, stats, status):
+    """After the class check: the first ``M`` objects are considered, the rest marked
+    ``ST_DROPPED``; returns how many are considered."""
     nobj = min(n, M)
     stats[S_CONSIDERED] = nobj
     stats[S_DROPPED] = n - nobj
@@ -82,12 +89,16 @@ def start_objects(boxes, classes, C, M, stats, status):
 
 
 @jit
+def clip_box(boxes, k, W, H):
+    """Box k's corners clipped to a ``W x H`` map: float32 ``(x1, y1, x2, y2)``."""
+    return (clip32(boxes[k, 0], W - 1), clip32(boxes[k, 1], H - 1), clip32(boxes[k, 2], W - 1),
+            clip32(boxes[k, 3], H - 1))
+
+
+@jit
 def clipped_box(boxes, k, W, H):
     """Box k clipped to the map as CenterNet does: ``(w, h, ctx, cty)`` in float32."""
-    x1 = clip32(boxes[k, 0], W - 1)
-    y1 = clip32(boxes[k, 1], H - 1)
-    x2 = clip32(boxes[k, 2], W - 1)
-    y2 = clip32(boxes[k, 3], H - 1)
+    x1, y1, x2, y2 = clip_box(boxes, k, W, H)
     return x2 - x1, y2 - y1, (x1 + x2) / np.float32(2.0), (y1 + y2) / np.float32(2.0)
 
 

@@ -31,6 +31,26 @@ def _apply(m, x, y):
 
 
 @jit
+def corner_hull(m, x1, y1, x2, y2):
+    """The hull of a float32 box's four corners through ``m``: float32 ``x1, y1, x2, y2``
+    (each corner mapped in float64, the extremes rounded to float32 once)."""
+    ax, ay = _apply(m, x1, y1)
+    bx, by = _apply(m, x2, y1)
+    cx, cy = _apply(m, x1, y2)
+    dx, dy = _apply(m, x2, y2)
+    return (np.float32(min(min(ax, bx), min(cx, dx))), np.float32(min(min(ay, by), min(cy, dy))),
+            np.float32(max(max(ax, bx), max(cx, dx))), np.float32(max(max(ay, by), max(cy, dy))))
+
+
+@jit
+def two_corners(m, x1, y1, x2, y2):
+    """A float32 box's two defining corners through ``m``: float32 ``x1, y1, x2, y2``."""
+    ax, ay = _apply(m, x1, y1)
+    bx, by = _apply(m, x2, y2)
+    return np.float32(ax), np.float32(ay), np.float32(bx), np.float32(by)
+
+
+@jit
 def annotations_to_output(boxes_xywh, kps, width, flipped, perm, m_boxes, m_kps, corners,
                           out_boxes, out_kps):
     """Boxes and keypoints through one sample's flip and affine transform.
@@ -64,21 +84,11 @@ def annotations_to_output(boxes_xywh, kps, width, flipped, perm, m_boxes, m_kps,
         if flipped:
             x1, x2 = width - x2 - one, width - x1 - one
         if corners:
-            ax, ay = _apply(m_boxes, x1, y1)
-            bx, by = _apply(m_boxes, x2, y1)
-            cx, cy = _apply(m_boxes, x1, y2)
-            dx, dy = _apply(m_boxes, x2, y2)
-            out_boxes[i, 0] = np.float32(min(min(ax, bx), min(cx, dx)))
-            out_boxes[i, 1] = np.float32(min(min(ay, by), min(cy, dy)))
-            out_boxes[i, 2] = np.float32(max(max(ax, bx), max(cx, dx)))
-            out_boxes[i, 3] = np.float32(max(max(ay, by), max(cy, dy)))
+            b = corner_hull(m_boxes, x1, y1, x2, y2)
         else:
-            ax, ay = _apply(m_boxes, x1, y1)
-            bx, by = _apply(m_boxes, x2, y2)
-            out_boxes[i, 0] = np.float32(ax)
-            out_boxes[i, 1] = np.float32(ay)
-            out_boxes[i, 2] = np.float32(bx)
-            out_boxes[i, 3] = np.float32(by)
+            b = two_corners(m_boxes, x1, y1, x2, y2)
+        for c in range(4):
+            out_boxes[i, c] = b[c]
         for c in range(4):
             if bad < 0 and not math.isfinite(out_boxes[i, c]):
                 bad = i

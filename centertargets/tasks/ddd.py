@@ -32,9 +32,9 @@ from ..augment import AugmentParams, annotations_to_output
 from ..config import BaseConfig, check_bool, check_choice, fail
 from ..encoders import Annotations, Encoder, call_kernel, check_boxes, kernel_array
 from ..kernels._jit import jit
-from ..kernels.encode import (S_BAD_CLASS, S_COLLISIONS, S_CONSIDERED, S_DEGENERATE, S_DROPPED,
-                              S_ENCODED, S_IGNORED, S_INPUT, ST_BAD_CLASS, ST_DEGENERATE,
-                              ST_DROPPED, ST_ENCODED, ST_IGNORED, clip32)
+from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_ENCODED, ST_IGNORED, S_BAD_CLASS,
+                              S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
+                              clip_box, consider_objects)
 from ..kernels.gaussian import draw_msra_sigma, draw_umich_unit, gaussian_radius, get_patch32
 from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
@@ -233,11 +233,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
             stats[S_BAD_CLASS] += 1
     if stats[S_BAD_CLASS] > 0:
         return
-    nobj = min(n, max_objs)
-    stats[S_CONSIDERED] = nobj
-    stats[S_DROPPED] = n - nobj
-    for k in range(nobj, n):
-        status[k] = ST_DROPPED
+    nobj = consider_objects(n, max_objs, stats, status)
     half_pi = 0.5 * np.pi
     for k in range(nobj):
         cls = classes[k]
@@ -245,10 +241,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
             status[k] = ST_IGNORED
             stats[S_IGNORED] += 1
             continue
-        x1 = clip32(boxes[k, 0], W - 1)
-        y1 = clip32(boxes[k, 1], H - 1)
-        x2 = clip32(boxes[k, 2], W - 1)
-        y2 = clip32(boxes[k, 3], H - 1)
+        x1, y1, x2, y2 = clip_box(boxes, k, W, H)
         h = y2 - y1
         w = x2 - x1
         if not (h > 0 and w > 0):

@@ -41,17 +41,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
-from ..augment import AugmentParams, ColorParams, _border
+from ..augment import AugmentParams, ColorParams
 from ..config import BaseConfig, check_bool, check_choice, check_int, fail
 from ..encoders import Annotations, BoundKernel, Encoder, as_numeric, kernel_array
 from ..kernels._jit import jit
-from ..kernels.encode import (S_BAD_CLASS, S_COLLISIONS, S_CONSIDERED, S_DEGENERATE, S_DROPPED,
-                              S_ENCODED, S_IGNORED, S_INPUT, S_KPS_ENCODED, S_KPS_LABELLED,
-                              S_KPS_OUTSIDE, ST_BAD_CLASS, ST_DEGENERATE, ST_DROPPED,
-                              ST_IGNORED, clip32)
+from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_IGNORED, S_BAD_CLASS,
+                              S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
+                              S_KPS_ENCODED, S_KPS_LABELLED, S_KPS_OUTSIDE, clip_box,
+                              consider_objects)
 from ..kernels.gaussian import (draw_umich_unit, get_patch32, object_radius,
                                 patch_table32_covering)
-from ..kernels.transform import _apply
+from ..kernels.transform import _apply, corner_hull, two_corners
 from ..spec import F32, I64, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
 
@@ -379,20 +379,8 @@ def sample_current(augment: Any, rng: np.random.Generator, width: int, height: i
         if augment.color_on else None
     if not augment.train:
         return AugmentParams((float(c[0]), float(c[1])), s, color=color), 1.0
-    if augment.rand_crop:
-        aug_s = float(rng.choice(np.arange(0.6, 1.4, 0.1)))
-        wb, hb = _border(128, width), _border(128, height)
-        c[0] = rng.integers(wb, max(wb + 1, width - wb))
-        c[1] = rng.integers(hb, max(hb + 1, height - hb))
-    else:
-        sf, cf = augment.scale, augment.shift
-        c[0] += s * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
-        c[1] += s * np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf)
-        aug_s = float(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
-    rot = 0.0
-    if rng.random() < augment.rot_prob:
-        rot = float(np.clip(rng.standard_normal() * augment.rotate, -2 * augment.rotate,
-                            2 * augment.rotate))
+    aug_s = augment.draw_crop(rng, c, s, s, width, height)
+    rot = augment.draw_rotation(rng)
     flipped = bool(rng.random() < augment.flip)
     return AugmentParams((float(c[0]), float(c[1])), s * aug_s, rot, flipped, color), aug_s
 
@@ -443,22 +431,9 @@ def frame_geometry(boxes_xywh, width, flipped, m, corners, out):
         y1 = np.float32(boxes_xywh[i, 1])
         x2 = np.float32(x + w)
         y2 = np.float32(boxes_xywh[i, 1] + boxes_xywh[i, 3])
-        if corners:
-            ax, ay = _apply(m, x1, y1)
-            bx, by = _apply(m, x1, y2)
-            cx, cy = _apply(m, x2, y2)
-            dx, dy = _apply(m, x2, y1)
-            out[i, 0] = np.float32(min(min(ax, bx), min(cx, dx)))
-            out[i, 1] = np.float32(min(min(ay, by), min(cy, dy)))
-            out[i, 2] = np.float32(max(max(ax, bx), max(cx, dx)))
-            out[i, 3] = np.float32(max(max(ay, by), max(cy, dy)))
-        else:
-            ax, ay = _apply(m, x1, y1)
-            bx, by = _apply(m, x2, y2)
-            out[i, 0] = np.float32(ax)
-            out[i, 1] = np.float32(ay)
-            out[i, 2] = np.float32(bx)
-            out[i, 3] = np.float32(by)
+        b = corner_hull(m, x1, y1, x2, y2) if corners else two_corners(m, x1, y1, x2, y2)
+        for c in range(4):
+            out[i, c] = b[c]
         for c in range(4):
             if bad < 0 and not math.isfinite(out[i, c]):
                 bad = i
@@ -504,8 +479,9 @@ def _radius_bound(boxes, width, height, radius_formula, min_overlap, min_radius)
     hmax = np.float32(0.0)
     wmax = np.float32(0.0)
     for k in range(boxes.shape[0]):
-        hmax = max(hmax, clip32(boxes[k, 3], height - 1) - clip32(boxes[k, 1], height - 1))
-        wmax = max(wmax, clip32(boxes[k, 2], width - 1) - clip32(boxes[k, 0], width - 1))
+        x1, y1, x2, y2 = clip_box(boxes, k, width, height)
+        hmax = max(hmax, y2 - y1)
+        wmax = max(wmax, x2 - x1)
     return _radius(hmax, wmax, radius_formula, min_overlap, min_radius)
 
 
@@ -517,6 +493,17 @@ def _fill_max1(plane, x1, y1, x2, y2):
         for xx in range(int(x1), min(int(x2) + 1, W)):
             if plane[yy, xx] < 1.0:
                 plane[yy, xx] = np.float32(1.0)
+
+
+@jit
+def _sides(out, mask, k, x1, y1, x2, y2, cx, cy):
+    """``ltrb``: the box's sides minus the integer centre (float32 - int, in float64)."""
+    out[k, 0] = np.float32(np.float64(x1) - cx)
+    out[k, 1] = np.float32(np.float64(y1) - cy)
+    out[k, 2] = np.float32(np.float64(x2) - cx)
+    out[k, 3] = np.float32(np.float64(y2) - cy)
+    for c in range(4):
+        mask[k, c] = 1.0
 
 
 @jit
@@ -551,10 +538,7 @@ def encode_pre(pre_boxes, pre_classes, pre_crowd, pre_track, disturb, num_classe
         if pre_crowd[k]:
             pre_status[k] = 3
             continue
-        x1 = clip32(pre_boxes[k, 0], iw - 1)
-        y1 = clip32(pre_boxes[k, 1], ih - 1)
-        x2 = clip32(pre_boxes[k, 2], iw - 1)
-        y2 = clip32(pre_boxes[k, 3], ih - 1)
+        x1, y1, x2, y2 = clip_box(pre_boxes, k, iw, ih)
         h = y2 - y1
         w = x2 - x1
         if not (h > 0 and w > 0):
@@ -623,11 +607,7 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
             stats[S_BAD_CLASS] += 1
     if stats[S_BAD_CLASS] > 0:
         return
-    nobj = min(n, max_objs)
-    stats[S_CONSIDERED] = nobj
-    stats[S_DROPPED] = n - nobj
-    for k in range(nobj, n):
-        status[k] = ST_DROPPED
+    nobj = consider_objects(n, max_objs, stats, status)
     half_pi = 0.5 * np.pi
     for k in range(nobj):
         cls = classes[k]
@@ -635,14 +615,8 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
             status[k] = ST_IGNORED
             stats[S_IGNORED] += 1
             continue
-        ax1 = boxes[k, 0]
-        ay1 = boxes[k, 1]
-        ax2 = boxes[k, 2]
-        ay2 = boxes[k, 3]
-        x1 = clip32(ax1, W - 1)
-        y1 = clip32(ay1, H - 1)
-        x2 = clip32(ax2, W - 1)
-        y2 = clip32(ay2, H - 1)
+        ax1, ay1, ax2, ay2 = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]   # amodal
+        x1, y1, x2, y2 = clip_box(boxes, k, W, H)
         if cls <= 0 or crowd[k]:
             status[k] = ST_IGNORED
             stats[S_IGNORED] += 1
@@ -694,19 +668,9 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
                     tracking_mask[k, 1] = 1.0
                     break
         if write_ltrb:
-            ltrb[k, 0] = np.float32(np.float64(x1) - cx)
-            ltrb[k, 1] = np.float32(np.float64(y1) - cy)
-            ltrb[k, 2] = np.float32(np.float64(x2) - cx)
-            ltrb[k, 3] = np.float32(np.float64(y2) - cy)
-            for c in range(4):
-                ltrb_mask[k, c] = 1.0
+            _sides(ltrb, ltrb_mask, k, x1, y1, x2, y2, cx, cy)
         if write_ltrb_amodal:
-            ltrb_amodal[k, 0] = np.float32(np.float64(ax1) - cx)
-            ltrb_amodal[k, 1] = np.float32(np.float64(ay1) - cy)
-            ltrb_amodal[k, 2] = np.float32(np.float64(ax2) - cx)
-            ltrb_amodal[k, 3] = np.float32(np.float64(ay2) - cy)
-            for c in range(4):
-                ltrb_amodal_mask[k, c] = 1.0
+            _sides(ltrb_amodal, ltrb_amodal_mask, k, ax1, ay1, ax2, ay2, cx, cy)
         if write_nus and not math.isnan(att[k]) and att[k] > 0:
             a = int(att[k] - 1)
             nus[k, a] = 1.0
