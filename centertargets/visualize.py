@@ -57,14 +57,20 @@ def draw_objects(canvas: np.ndarray, targets: dict[str, np.ndarray], output_widt
     Boxes from ``ind`` + ``reg`` and ``wh``, centres, joints from ``hps``
     (cyan lines from the centre, only where ``hps_mask`` is 1) and the
     ``skeleton`` (pairs of joint indices; none by default).  Supervised
-    objects (``reg_mask`` 1) are white; objects with a centre but
-    ``reg_mask`` 0 (a person without labelled keypoints) are red.  Returns
-    ``canvas``.
+    objects (``reg_mask`` 1) are white, or with several classes in their
+    class's colour (the ``hm`` channel peaking at ``ind``, as
+    :func:`colorize` paints it); objects with a centre but ``reg_mask`` 0 (a
+    person without labelled keypoints) are red.  Returns ``canvas``.
     """
     W = output_width
     ind, mask = targets["ind"], targets["reg_mask"]
+    hm = targets.get("hm")
+    colours = palette(hm.shape[0]) if hm is not None and hm.shape[0] > 1 else None
     for k in np.flatnonzero((mask > 0) | (ind > 0)):
         colour = (255, 255, 255) if mask[k] > 0 else (255, 60, 60)
+        if colours is not None and mask[k] > 0:
+            cls = int(hm.reshape(hm.shape[0], -1)[:, ind[k]].argmax())
+            colour = tuple(int(v) for v in colours[cls])
         cx, cy = float(ind[k] % W), float(ind[k] // W)
         if "reg" in targets:
             cx, cy = cx + targets["reg"][k, 0], cy + targets["reg"][k, 1]

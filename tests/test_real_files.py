@@ -213,3 +213,17 @@ def test_decoration_warnings_point_at_the_users_line():
         warnings.simplefilter("always")
         CocoDataset(_pose(skeleton="text"))
     assert w and all(x.filename == __file__ for x in w), [x.filename for x in w]
+
+
+def test_ctdet_renders_colour_each_box_by_its_class():
+    from centertargets import CtdetEncoder
+    from centertargets.visualize import draw_objects, palette
+
+    cfg = CtdetConfig(output_size=(32, 32), num_classes=3)
+    t = CtdetEncoder(cfg).encode(np.array([[2, 2, 12, 12], [16, 16, 28, 28]], np.float32),
+                                 [0, 2])
+    canvas = draw_objects(np.zeros((32, 32, 3), np.uint8), t, 32, 1)
+    colours = {tuple(int(v) for v in c) for c in canvas.reshape(-1, 3) if c.any()}
+    p = palette(3)
+    assert tuple(int(v) for v in p[0]) in colours and tuple(int(v) for v in p[2]) in colours
+    assert tuple(int(v) for v in p[1]) not in colours

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..augment import AugmentConfig, AugmentParams, ColorParams
 from ..coco import CocoDataset
+from ..tasks import unit_of
 from ..tasks.tracking import NO_DISTURB, NUSCENES_ATT_RANGE, TrackingConfig, TrackParams
 from ..tracking import TrackingDataset
 
@@ -54,11 +55,9 @@ def dataset_for_meta(meta: Mapping[str, Any]) -> TrackingDataset:
     frames = meta["video"]["frames"]
     images = [{k: v for k, v in f.items() if k != "annotations"} for f in frames]
     anns = [dict(a) for f in frames for a in f["annotations"]]
-    ids = sorted(int(a) for a, _ in meta["dataset"]["cat_ids"])
-    coco = CocoDataset({"images": images, "annotations": anns, "videos":
-                        [{"id": meta["video"]["video_id"]}],
-                        "categories": [{"id": c, "name": str(c)} for c in ids]},
-                       category_ids=ids)
+    cats, ids = unit_of(config).fixture_classes(meta)
+    coco = CocoDataset({"images": images, "annotations": anns, "categories": cats,
+                        "videos": [{"id": meta["video"]["video_id"]}]}, category_ids=ids)
     ds = meta["dataset"]
     train = meta["split"] == "train"
     return TrackingDataset(coco, config, augment=AugmentConfig(train=train, color=False),
