@@ -150,7 +150,8 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
     from .decode import (MultiPoseDecoder, detections_to_image, flip_test, multi_pose_decode,
                          oracle_outputs)
     from .evaluate import coco_results, evaluate
-    from .visualize import network_input_to_rgb, render_detections, render_targets, save_png
+    from .visualize import (network_input_to_rgb, render_detections, render_prediction,
+                            render_targets, save_png)
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -254,6 +255,12 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
             img_dets = detections_to_image(dets[0], meta, cfg.flip_idx or ())
             scores[name].append(score_detections(img_dets, gt, ann.keypoints))
             coco_res[name] += coco_results(img_dets, ann.image_id, coco.category_ids)
+            if i == 0 and name == "model":
+                with torch.no_grad():
+                    raw = model(x)
+                pictures["prediction"] = render_prediction(
+                    item, {k: raw[k][0].sigmoid().numpy() for k in ("hm", "hm_hp")}, scale=4,
+                    image=network_input_to_rgb(item["input"]))
             if i == 0 and name != "model+flip":
                 rgb = cv2.imread(str(out / ann.file_name))[..., ::-1]
                 keep = img_dets[img_dets[:, 4] > 0.3]
@@ -288,12 +295,13 @@ def run_demo(out: str | Path = "centertargets-demo", images: int = 48, workers: 
                                               joint_names=COCO_KEYPOINT_NAMES))
     written.append(targets_png)
     for name, pic in pictures.items():
-        p = out / f"detections_{name}.png"
+        p = out / (f"{name}.png" if name == "prediction" else f"detections_{name}.png")
         save_png(str(p), pic)
         written.append(p)
     results["files"] = [str(p) for p in written]
     log(f"\n6. pictures: targets over the augmented input ({targets_png.name}); ground truth vs "
-        "decoded (detections_oracle.png, detections_model.png)")
+        "decoded (detections_oracle.png, detections_model.png); the tiny model's hm and hm_hp "
+        "beside their targets (prediction.png)")
     log(f"\nDone in {time.perf_counter() - t_start:.0f} s. Files written:")
     for p in written:
         log(f"   {p}")

@@ -264,6 +264,34 @@ def _as_rgb(image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
+def render_prediction(targets: dict[str, np.ndarray], predicted: dict[str, np.ndarray],
+                      scale: int = 3, image: np.ndarray | None = None) -> np.ndarray:
+    """Each heatmap target beside the network's prediction of it (RGB uint8): for every
+    name in both dicts whose arrays are (C, H, W) maps (``hm``, ``hm_hp``, ...), the target
+    then the predicted probabilities (apply the sigmoid to logits first), over ``image``
+    (RGB, any size) when given."""
+    panels = []
+    for name, t in targets.items():
+        p = predicted.get(name)
+        if p is None or np.ndim(t) != 3 or np.shape(p) != np.shape(t):
+            continue
+        H, W = t.shape[1:]
+        base = None if image is None else cv2.resize(np.asarray(image, np.uint8),
+                                                     (W * scale, H * scale),
+                                                     interpolation=cv2.INTER_AREA)
+        for title, arr in ((f"{name} target", t), (f"{name} predicted", p)):
+            rgb = _upsample(colorize(np.asarray(arr, np.float32)), scale)
+            if base is not None:
+                rgb = cv2.addWeighted(base, 0.55, rgb, 0.9, 0)
+            panels.append(_label(rgb, title))
+    if not panels:
+        raise ValueError("no heatmap in both targets and predicted: expected (C, H, W) maps of "
+                         "the same names and shapes (hm, hm_hp, ...)")
+    height = max(p.shape[0] for p in panels)
+    return np.concatenate([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)))
+                           for p in panels], axis=1)
+
+
 def render_tracking(item: dict[str, Any], config: Any, scale: int = 1) -> np.ndarray:
     """A tracking sample as pictures (RGB uint8): the previous frame (``pre_img``) under
     ``pre_hm`` with the previous centres the ``tracking`` targets point to (white), and the

@@ -90,7 +90,7 @@ def test_demo_runs_the_whole_pipeline_at_a_reduced_size(tmp_path, capsys):
     for f in res["files"]:
         assert Path(f).exists(), f
     pngs = [f for f in res["files"] if f.endswith(".png")]
-    assert len(pngs) == 3 and all(cv2.imread(f) is not None for f in pngs)
+    assert len(pngs) == 4 and all(cv2.imread(f) is not None for f in pngs)
     coco = CocoDataset.load(tmp_path / "demo" / "person_keypoints_demo.json")
     assert len(coco) == 8 and coco.num_joints == 17 and coco.flip_idx == COCO_FLIP_IDX
 
