@@ -150,8 +150,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not 0 <= args.index < len(ds):
         raise IndexError(f"--index {args.index}: expected 0 <= index < {len(ds)} (images in "
                          "the file)")
-    item = ds[args.index]
-    save_png(args.out, unit.render(item, cfg, coco))
+    params = ds.params(args.index)
+    item = ds.item(args.index, params)
+    annotations = None if unit.video else unit.prepared(
+        ds.annotations(args.index), params, tuple(int(v) for v in item["meta"]["output_size"]),
+        ds.config)
+    save_png(args.out, unit.render(item, ds.config, coco, annotations))
     print(f"wrote {args.out}")
     return 0
 

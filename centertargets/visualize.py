@@ -43,9 +43,14 @@ def _upsample(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
+    """``img`` under a title, the font shrunk (down to 0.3) until the title fits."""
     out = np.zeros((img.shape[0] + 22, img.shape[1], 3), np.uint8)
     out[22:] = img
-    cv2.putText(out, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+    size = 0.5
+    while size > 0.3 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, 1)[0][0] > \
+            img.shape[1] - 8:
+        size -= 0.05
+    cv2.putText(out, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return out
 
@@ -105,9 +110,10 @@ def network_input_to_rgb(inp: np.ndarray, mean: np.ndarray = COCO_MEAN_BGR,
     return np.ascontiguousarray((np.clip(x, 0, 1) * 255).astype(np.uint8)[..., ::-1])
 
 
-#: Legend rows at most: a file with hundreds of joints (DeepFashion2: 294) gets the first
-#: ones named and a count of the rest, not a legend taller than the picture.
-LEGEND_MAX_ROWS = 6
+#: Legend rows at most (COCO's 17 joints fit in one column): a file with hundreds of joints
+#: (DeepFashion2: 294) gets the first ones named and a count of the rest, not a legend taller
+#: than the picture.
+LEGEND_MAX_ROWS = 18
 
 
 def _legend(names: Sequence[str], width: int) -> np.ndarray:
@@ -131,9 +137,28 @@ def _legend(names: Sequence[str], width: int) -> np.ndarray:
     return out
 
 
+def mark_unsupervised_joints(canvas: np.ndarray, targets: dict[str, np.ndarray],
+                             keypoints: np.ndarray, scale: int) -> np.ndarray:
+    """Red crosses at labelled joints (``keypoints`` (N, J, 3) x, y, v in output pixels, the
+    sample's annotations) whose ``hps_mask`` is 0: outside the map, or of a person beyond
+    ``max_objs``; the targets say nothing about them.  Returns ``canvas``."""
+    kp = np.asarray(keypoints, np.float32)
+    mask = targets["hps_mask"]
+    M = mask.shape[0]
+    for k in range(len(kp)):
+        for j in np.flatnonzero(kp[k, :, 2] > 0):
+            if k < M and mask[k, 2 * j] > 0:
+                continue
+            x, y = int(round(kp[k, j, 0] * scale)), int(round(kp[k, j, 1] * scale))
+            cv2.drawMarker(canvas, (x, y), (255, 40, 40), cv2.MARKER_TILTED_CROSS,
+                           max(6, 2 * scale), 2, cv2.LINE_AA)
+    return canvas
+
+
 def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
                    image: np.ndarray | None = None, skeleton: Sequence[tuple[int, int]] = (),
-                   joint_names: Sequence[str] | None = None) -> np.ndarray:
+                   joint_names: Sequence[str] | None = None,
+                   keypoints: np.ndarray | None = None) -> np.ndarray:
     """A labelled grid of panels showing every target family of one sample (RGB uint8).
 
     Panels: ``hm`` with the objects drawn on it (supervised objects white,
@@ -144,7 +169,9 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
     ``joint_names`` is given) for pose; ``dense_wh`` / ``dense_hps``
     magnitude and their masks when present.  ``image``: an RGB picture of the
     network input (e.g. :func:`network_input_to_rgb` of the item's
-    ``input``) shown under the heatmaps.
+    ``input``) shown under the heatmaps.  ``keypoints``: the sample's joints in
+    output pixels (``sample_annotations(...).keypoints``): labelled joints that
+    the targets do not supervise (``hps_mask`` 0) are marked with red crosses.
     """
     W, H = config.output_size
     base = None
@@ -159,7 +186,11 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
     if "hm" in targets:
         hm_rgb = over(_upsample(colorize(targets["hm"]), scale))
         title = "hm + boxes, centres" + (", hps" if "hps" in targets else "")
-        panels.append(_label(draw_objects(hm_rgb.copy(), targets, W, scale, skeleton), title))
+        canvas = draw_objects(hm_rgb.copy(), targets, W, scale, skeleton)
+        if keypoints is not None and "hps_mask" in targets:
+            canvas = mark_unsupervised_joints(canvas, targets, keypoints, scale)
+            title = "hm, objects, hps; x: joint not supervised"
+        panels.append(_label(canvas, title))
     for name, arr in targets.items():     # a task's other heatmaps (exdet's hm_t ... hm_c)
         if not name.startswith("hm_") or name == "hm_hp" or np.ndim(arr) != 3:
             continue

@@ -183,7 +183,7 @@ def test_legends_are_capped_and_long_values_are_cut_in_errors():
     from centertargets.visualize import LEGEND_MAX_ROWS, _legend
 
     strip = _legend([f"joint_{j}" for j in range(294)], 440)     # DeepFashion2's 294 joints
-    assert strip.shape[0] <= LEGEND_MAX_ROWS * 16 + 4
+    assert strip.shape[0] <= LEGEND_MAX_ROWS * 16 + 4 < 294 // 4 * 16
     d = _pose()
     d["annotations"][0]["keypoints"] = [1.0, 2.0, 3.0] * 17      # every visibility 3
     with pytest.raises(ValueError) as e:
@@ -227,3 +227,25 @@ def test_ctdet_renders_colour_each_box_by_its_class():
     p = palette(3)
     assert tuple(int(v) for v in p[0]) in colours and tuple(int(v) for v in p[2]) in colours
     assert tuple(int(v) for v in p[1]) not in colours
+
+
+def test_render_marks_labelled_joints_the_targets_do_not_supervise():
+    from centertargets import MultiPoseEncoder
+    from centertargets.visualize import render_targets
+
+    cfg = MultiPoseConfig(output_size=(32, 32), num_joints=17, flip_idx=())
+    boxes = np.array([[4, 4, 20, 28]], np.float32)
+    kps = np.zeros((1, 17, 3), np.float32)
+    kps[0, :, :2] = (10, 10)
+    kps[0, :, 2] = 2
+    kps[0, 3] = (40, 10, 2)                       # labelled, but right of the 32-pixel map
+    t = MultiPoseEncoder(cfg).encode(boxes, kps)
+    assert t["hps_mask"][0, 6] == 0 and t["hps_mask"][0, 0] == 1
+
+    def red(pic):
+        return int(((pic[..., 0] > 200) & (pic[..., 1] < 80) & (pic[..., 2] < 80)).sum())
+    plain = render_targets(t, cfg, scale=4)
+    inside = kps.copy()
+    inside[0, :, 0] = np.minimum(inside[0, :, 0], 30)     # the cross lands inside the picture
+    marked = render_targets(t, cfg, scale=4, keypoints=inside)
+    assert red(marked) > red(plain) + 10

@@ -113,13 +113,17 @@ class TaskUnit:
         the videos give), added to the totals that :meth:`audit_rows` reads."""
         return {}
 
-    def render(self, item: Mapping[str, Any], config: Any, coco: "CocoDataset") -> np.ndarray:
-        """A picture (RGB uint8) of one item's targets (``centertargets render``)."""
+    def render(self, item: Mapping[str, Any], config: Any, coco: "CocoDataset",
+               annotations: "Annotations | None" = None) -> np.ndarray:
+        """A picture (RGB uint8) of one item's targets (``centertargets render``);
+        ``annotations``: the sample's, in output pixels (joints it does not supervise are
+        marked)."""
         from ..visualize import network_input_to_rgb, render_targets
 
         image = network_input_to_rgb(item["input"]) if "input" in item else None
         return render_targets(dict(item), config, image=image, skeleton=coco.skeleton,
-                              joint_names=coco.keypoint_names or None)
+                              joint_names=coco.keypoint_names or None,
+                              keypoints=None if annotations is None else annotations.keypoints)
 
     def audit_rows(self, totals: Mapping[str, int]) -> list[tuple[str, int, str]]:
         """Task-specific rows of ``centertargets audit``: ``(label, count, "objects" |

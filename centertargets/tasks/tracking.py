@@ -969,7 +969,8 @@ class TrackingUnit(TaskUnit):
                       "objects")]
         return rows
 
-    def render(self, item: Mapping[str, Any], config: Any, coco: "CocoDataset") -> np.ndarray:
+    def render(self, item: Mapping[str, Any], config: Any, coco: "CocoDataset",
+               annotations: Annotations | None = None) -> np.ndarray:
         from ..visualize import render_tracking
         return render_tracking(dict(item), config, scale=2)
 
