@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from centertargets import (CtdetConfig, CtdetEncoder, DddConfig, DddEncoder, ExdetConfig,
-                           ExdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig)
+                           ExdetEncoder, MultiPoseConfig, MultiPoseEncoder, RadiusConfig,
+                           TrackingConfig, TrackingEncoder)
 
 
 def random_config(rng: np.random.Generator):
@@ -34,14 +35,25 @@ def random_config(rng: np.random.Generator):
     task = rng.random()
     if task < 0.1:
         C = int(rng.integers(1, 4))
+        return TrackingConfig(
+            num_classes=C, num_joints=int(rng.integers(0, 4)) * int(rng.random() < 0.3),
+            ltrb=bool(rng.random() < 0.5), ltrb_amodal=bool(rng.random() < 0.5),
+            ddd=bool(rng.random() < 0.3), velocity=bool(rng.random() < 0.3),
+            nuscenes_att=bool(rng.random() < 0.3), pre_hm=bool(rng.random() < 0.8),
+            hm_disturb=float(rng.choice([0.0, 0.05, 10.0])),
+            lost_disturb=float(rng.uniform(0, 1)), fp_disturb=float(rng.uniform(0, 1)),
+            down_ratio=int(rng.choice([1, 2, 4])), outside_ignore=str(rng.choice(
+                ["strip", "skip"])), **dict(common, heatmap="umich", reg_offset=True))
+    if task < 0.2:
+        C = int(rng.integers(1, 4))
         return DddConfig(num_classes=C, category_map=None, reg_bbox=bool(rng.random() < 0.8),
                          rect_mask=bool(rng.random() < 0.3),
                          **dict(common, heatmap=str(rng.choice(["umich", "msra"]))))
-    if task < 0.2:
+    if task < 0.3:
         return ExdetConfig(num_classes=int(rng.integers(1, 5)),
                            agnostic_ex=bool(rng.random() < 0.3),
                            **dict(common, heatmap=str(rng.choice(["umich", "msra"]))))
-    if task < 0.6:
+    if task < 0.65:
         kind = int(rng.integers(3))
         return CtdetConfig(num_classes=int(rng.integers(1, 5)), cat_spec_wh=kind == 1,
                            dense_wh=kind == 2, **common)
@@ -67,7 +79,33 @@ def random_inputs(rng: np.random.Generator, cfg):
     if rng.random() < 0.05 and n:
         classes[int(rng.integers(n))] = cfg.num_classes          # out of range
     kps = None
-    if cfg.task == "ddd":                   # ignore codes (-1, -2 - c, -99) among the classes
+    if cfg.task == "tracking":              # cls_ids: 1..C, ignore 0 / -c, skipped > C / <= -999
+        C = cfg.num_classes
+        codes = np.array([0, C + 1, -999, -5000] + [-c for c in range(1, C + 1)])
+        classes = np.where(rng.random(n) < 0.25, rng.choice(codes, n), classes + 1)
+        if rng.random() < 0.05 and n:
+            classes[int(rng.integers(n))] = -C - 1                   # neither: refused
+        P = int(rng.integers(0, 8))
+        iw, ih = cfg.input_size
+        pc = rng.uniform(-0.3, 1.3, (P, 2)) * (iw, ih)
+        ps = np.abs(rng.normal(0, 0.3, (P, 2))) * (iw, ih)
+        disturb = np.concatenate([rng.normal(0, 1, (P, 2)) * rng.choice([1.0, 1e3], (P, 1)),
+                                  rng.random((P, 2)), rng.normal(0, 1, (P, 2))], 1)
+        kps = {"track_ids": rng.integers(0, 6, n).astype(float),
+               "pre_boxes": np.concatenate([pc - ps, pc + ps], 1).astype(np.float32),
+               "pre_classes": rng.choice(np.concatenate([codes, np.arange(1, C + 1)]), P),
+               "pre_track_ids": rng.integers(-1, 6, P).astype(float),
+               "pre_disturb": np.clip(disturb, -1e3, 1e3),
+               "crowd": rng.random(n) < 0.1, "alpha": rng.uniform(-4, 4, n),
+               "depth": rng.uniform(1, 80, n), "dim": rng.uniform(0.3, 5, (n, 3)),
+               "amodel": rng.uniform(-0.5, 1.5, (n, 2)) * (W, H),
+               "velocity": rng.normal(0, 3, (n, 3)), "att": rng.integers(0, 9, n).astype(float),
+               "aug_s": float(rng.uniform(0.6, 1.3))}
+        if cfg.num_joints:
+            J = cfg.num_joints
+            kps["keypoints"] = np.concatenate([rng.uniform(-0.5, 1.5, (n, J, 2)) * (W, H),
+                                               rng.choice([0.0, 1.0, 2.0], (n, J, 1))], 2)
+    elif cfg.task == "ddd":                   # ignore codes (-1, -2 - c, -99) among the classes
         codes = np.array([-1, -99] + [-2 - c for c in range(cfg.num_classes)])
         ignore = rng.random(n) < 0.2
         classes = np.where(ignore, rng.choice(codes, n), classes)
@@ -133,11 +171,37 @@ def check_ddd(cfg, t, classes: np.ndarray) -> None:
     assert not t["rotbin"][~m].any() and not t["dep"][~m].any(), "written in an empty slot"
 
 
+def check_tracking(cfg, t, classes: np.ndarray) -> None:
+    """tracking: heatmaps finite in [0, 1]; each supervised slot (``mask``) a 1.0 peak of its
+    class at ``ind``, its offset in [0, 1), its regression targets finite; masks 0/1; nothing
+    in the slots of ignored, skipped or unused objects."""
+    W, H = cfg.output_size
+    for name in ("hm", "pre_hm", "hm_hp"):
+        if name in t:
+            assert np.all(np.isfinite(t[name]) & (t[name] >= 0) & (t[name] <= 1)), name
+    m = t["mask"] > 0
+    n = min(len(classes), cfg.max_objs)
+    cls = np.zeros(cfg.max_objs, np.int64)
+    cls[:n] = classes[:n]
+    assert ((cls[m] >= 1) & (cls[m] <= cfg.num_classes)).all(), "a slot for an ignored object"
+    assert np.all((t["ind"][m] >= 0) & (t["ind"][m] < H * W)), "ind out of range"
+    assert np.all(t["hm"][cls[m] - 1, t["ind"][m] // W, t["ind"][m] % W] == 1.0), "hm peaks"
+    assert np.all((t["reg"][m] >= 0) & (t["reg"][m] < 1)), "reg outside [0, 1)"
+    for name, arr in t.items():
+        if name.endswith("_mask") or name == "mask":
+            assert set(np.unique(arr)) <= {0, 1}, name
+            assert not arr[~m].any() if arr.shape[0] == cfg.max_objs else True, name
+        elif arr.dtype == np.float32:
+            assert np.isfinite(arr).all(), f"{name} not finite"
+
+
 def check_targets(cfg, t, classes: np.ndarray) -> None:
     """The invariants every encoded sample must satisfy."""
     W, H = cfg.output_size
     for name, spec in cfg.spec().items():
         assert t[name].shape == spec.shape and t[name].dtype == spec.dtype, name
+    if cfg.task == "tracking":
+        return check_tracking(cfg, t, classes)
     if cfg.task == "exdet":
         return check_exdet(cfg, t, classes)
     if cfg.task == "ddd":
@@ -182,7 +246,9 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
         boxes, classes, kps = random_inputs(rng, cfg)
         rotated = cfg.task == "multi_pose" and bool(rng.random() < 0.1)
         try:
-            if cfg.task == "ddd":
+            if cfg.task == "tracking":
+                t = TrackingEncoder(cfg).encode(boxes, classes, **kps)
+            elif cfg.task == "ddd":
                 t = DddEncoder(cfg).encode(boxes, classes, **kps)
             elif cfg.task == "exdet":
                 t = ExdetEncoder(cfg).encode(kps, classes)

@@ -27,6 +27,8 @@ def _targets(rng: np.random.Generator, cfg, enc) -> dict[str, np.ndarray]:
     boxes, classes, kps = fuzz_encoders.random_inputs(rng, cfg)
     boxes = np.sort(np.nan_to_num(boxes, nan=1.0).reshape(-1, 2, 2), axis=1).reshape(-1, 4)
     classes = np.clip(classes, 0, cfg.num_classes - 1)
+    if cfg.task == "tracking":
+        return enc.encode(boxes, classes + 1, **kps)
     if cfg.task == "exdet":
         return enc.encode(np.nan_to_num(kps, nan=1.0), classes)
     if cfg.task == "ddd":
@@ -58,7 +60,7 @@ def one_case(rng: np.random.Generator, case: int) -> str:
     if focal == "fast" and (cfg.num_classes > 1 and not cfg.with_cat
                             or cfg.task in ("exdet", "ddd")):
         focal = "centernet"
-    opts = LossOptions(focal=focal, focal_hm_hp="centernet")
+    opts = None if cfg.task == "tracking" else LossOptions(focal=focal, focal_hm_hp="centernet")
     with torch.no_grad():                  # infinite regression outputs make an infinite L1
         for k, h in cfg.head_spec().items():
             if h.kind == "regression":
@@ -71,6 +73,11 @@ def one_case(rng: np.random.Generator, case: int) -> str:
     K = int(min(5, cfg.output_size[0] * cfg.output_size[1]))
     dec = tasks.unit_of(cfg).decoder_class()(cfg, K=K)
     dets = dec({k: v.detach().float().nan_to_num(posinf=50, neginf=-50) for k, v in out.items()})
+    if cfg.task == "tracking":              # generic_decode: a dict of (B, K, ...) tensors
+        assert dets["scores"].shape == (2, K) and dets["tracking"].shape == (2, K, 2), case
+        assert ((dets["scores"] >= 0) & (dets["scores"] <= 1)).all(), case
+        assert ((dets["clses"] >= 0) & (dets["clses"] < cfg.num_classes)).all(), case
+        return str(dtype).removeprefix("torch.")
     J = getattr(cfg, "num_joints", 0)
     width = {"ctdet": 6, "multi_pose": 6 + 2 * J, "exdet": 14,
              "ddd": 18 if getattr(cfg, "reg_bbox", False) else 16}[cfg.task]

@@ -374,3 +374,18 @@ def test_tracking_decoder_takes_logits():
     for k in want:
         torch.testing.assert_close(got[k], want[k])
     assert (got["scores"][0, :-1] >= got["scores"][0, 1:]).all()
+
+
+def test_replayed_draws_out_of_range_are_refused_and_huge_disturbances_stay_in_bounds():
+    with pytest.raises(ValueError, match="TrackParams.disturb"):
+        TrackParams(AugmentParams((1.0, 1.0), 2.0), 1, disturb=[[1e300, 0, 0.5, 0.5, 0, 0]])
+    with pytest.raises(ValueError, match="TrackingConfig.hm_disturb=50"):
+        TrackingConfig(hm_disturb=50)
+    # the largest disturbance allowed moves centres far off the map: nothing is drawn there
+    cfg = TrackingConfig(output_size=(16, 16), num_classes=1, max_objs=2, hm_disturb=10.0)
+    t = TrackingEncoder(cfg).encode(
+        np.array([[2, 2, 8, 8]], np.float32), [1], track_ids=[1.0],
+        pre_boxes=np.array([[8, 8, 40, 40]], np.float32), pre_classes=[1],
+        pre_track_ids=[1.0], pre_disturb=np.array([[1e3, -1e3, 0.0, 1.0, 0, 0]]))
+    assert not t["pre_hm"].any() and np.isfinite(t["tracking"]).all()
+    assert t["tracking_mask"][0].tolist() == [1, 1]        # lost: its disturbed centre counts

@@ -210,10 +210,12 @@ class TrackingConfig(BaseConfig):
                                                            self.max_pre_objs, 1, 1 << 20))
         for name in ("hm_disturb", "lost_disturb", "fp_disturb", "pre_shift", "pre_scale"):
             v = getattr(self, name)
+            hi = 1.0 if name in ("lost_disturb", "fp_disturb") else 10.0
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v < 0 or (name.endswith("_disturb") and name != "hm_disturb" and v > 1):
-                fail(owner, name, v, "a probability in [0, 1]" if name in (
-                    "lost_disturb", "fp_disturb") else "a number >= 0")
+                    or not 0 <= v <= hi:
+                fail(owner, name, v, "a probability in [0, 1]" if hi == 1.0 else
+                     "a number in [0, 10] (a fraction of the box size or scale; CenterTrack "
+                     "uses 0.05)")
             object.__setattr__(self, name, float(v))
         try:
             pairs = tuple((int(a), int(b)) for a, b in self.flip_idx)
@@ -341,8 +343,12 @@ class TrackParams:
             raise ValueError(f"TrackParams.pre={self.pre!r}: expected AugmentParams or None")
         d = np.array(self.disturb, np.float64).reshape(-1, 6) \
             if np.size(self.disturb) else np.zeros((0, 6))
-        if not np.isfinite(d).all():
-            raise ValueError("TrackParams.disturb: expected finite draws")
+        normal, uniform = d[:, [0, 1, 4, 5]], d[:, [2, 3]]
+        if not (np.isfinite(d).all() and (np.abs(normal) <= 1e3).all()
+                and ((uniform >= 0) & (uniform <= 1)).all()):
+            raise ValueError("TrackParams.disturb: expected rows of (normal, normal, uniform, "
+                             "uniform, normal, normal) draws: normals within +-1e3, uniforms "
+                             "in [0, 1]")
         d.flags.writeable = False
         object.__setattr__(self, "disturb", d)
         object.__setattr__(self, "pre_image_id", int(self.pre_image_id))
@@ -473,6 +479,18 @@ _radius = object_radius
 
 
 @jit
+def _trunc(v):
+    """``int(v)`` (toward zero, as ``astype(int32)``) for a disturbed centre, bounded to
+    +-2^30 so that absurd draws (a huge ``hm_disturb`` or replayed value) can neither
+    overflow nor reach the map; NaN lands far outside it too."""
+    if not (v > -1073741824.0):
+        return -1073741824
+    if v > 1073741824.0:
+        return 1073741824
+    return int(v)
+
+
+@jit
 def _radius_bound(boxes, width, height, radius_formula, min_overlap, min_radius):
     """A radius no box of ``boxes`` (clipped to the map) exceeds: the radius grows with both
     sides, so the largest height and width bound it."""
@@ -561,13 +579,14 @@ def encode_pre(pre_boxes, pre_classes, pre_crowd, pre_track, disturb, num_classe
         n += 1
         pre_status[k] = 0 if conf else 1
         if draw_hm and conf:
-            draw_umich_unit(pre_hm[0], int(ctx), int(cty), radius, get_patch32(radius, table32))
+            draw_umich_unit(pre_hm[0], _trunc(ctx), _trunc(cty), radius,
+                            get_patch32(radius, table32))
         if disturb[k, 3] < fp_disturb and draw_hm:
             pre_fp[k] = True
             if conf:
                 fx = c0x + np.float32(disturb[k, 4] * 0.05) * w
                 fy = c0y + np.float32(disturb[k, 5] * 0.05) * h
-                draw_umich_unit(pre_hm[0], int(fx), int(fy), radius,
+                draw_umich_unit(pre_hm[0], _trunc(fx), _trunc(fy), radius,
                                 get_patch32(radius, table32))
     return n
 
