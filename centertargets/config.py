@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from .spec import HeadSpec, TargetSpec
 
-HeatmapKind = Literal["umich", "msra", "elliptic"]
+HeatmapKind = Literal["umich", "msra", "elliptic", "mmdet"]
 RadiusFormula = Literal["centernet", "corrected"]
 OverflowPolicy = Literal["drop", "error"]
 
@@ -155,7 +155,7 @@ class BaseConfig:
         object.__setattr__(self, "num_classes", check_int(owner, "num_classes",
                                                            self.num_classes, 1, 1 << 16))
         check_bool(owner, "reg_offset", self.reg_offset)
-        check_choice(owner, "heatmap", self.heatmap, ("umich", "msra", "elliptic"))
+        check_choice(owner, "heatmap", self.heatmap, ("umich", "msra", "elliptic", "mmdet"))
         object.__setattr__(self, "msra_sigma", check_pos_float(
             owner, "msra_sigma", self.msra_sigma, float(min(side, 512)),
             " (a wider Gaussian than the map, or than 512, only costs memory)"))

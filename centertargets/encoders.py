@@ -23,7 +23,7 @@ from .config import BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
 from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, RADIUS_EXACT_SIDES,
-                                msra_patch, patch_table, patch_table32)
+                                mmdet_patch_table32, msra_patch, patch_table, patch_table32)
 from .spec import TargetSpec
 
 _RADIUS = {"centernet": RADIUS_CENTERNET, "corrected": RADIUS_CORRECTED}
@@ -354,7 +354,9 @@ class Encoder:
                       "min_radius": int(r.min_radius),
                       "elliptic_alpha": float(config.elliptic_alpha)
                       if config.heatmap == "elliptic" else None,
-                      "table": patch_table(), "table32": patch_table32()}
+                      "table": patch_table(),
+                      "table32": mmdet_patch_table32() if config.heatmap == "mmdet"
+                      else patch_table32()}
         # stand-ins for cheap heads that are off: same dtype and ndim, one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
                      "u1": np.zeros(0, np.uint8),

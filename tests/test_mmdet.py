@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from centertargets import CtdetConfig, CtdetEncoder, RadiusConfig
@@ -45,7 +46,8 @@ def _mmdet_heatmap(box: np.ndarray, W: int, H: int) -> tuple[np.ndarray, int]:
 
 def test_mmdet_preset_reproduces_mmdets_radii_and_heatmaps(rng):
     W = H = 96
-    cfg = CtdetConfig(output_size=(W, H), num_classes=1, radius=RadiusConfig.mmdet())
+    cfg = CtdetConfig(output_size=(W, H), num_classes=1, heatmap="mmdet",
+                      radius=RadiusConfig.mmdet())
     enc = CtdetEncoder(cfg)
     legacy = CtdetEncoder(CtdetConfig(output_size=(W, H), num_classes=1))
     same_radius = differs_from_centernet = 0
@@ -60,14 +62,18 @@ def test_mmdet_preset_reproduces_mmdets_radii_and_heatmaps(rng):
         got_r = int(max(support[:, 0].max() - support[:, 0].min(),
                         support[:, 1].max() - support[:, 1].min()) // 2)
         same_radius += got_r == r or r == 0
-        # mmdet evaluates the Gaussian in float32 (argument and torch's exp), CenterNet in
-        # float64 rounded once: the argument's rounding (|arg| <= 4.5, so up to 4.5 ulp of
-        # exp) plus torch's exp (1 ulp) bound the difference by 6 float32 ulp (same support)
-        np.testing.assert_array_max_ulp(got, want, maxulp=6)
-        assert np.array_equal(got > 0, want > 0)
+        assert np.array_equal(got, want)            # mmdetection's values, bit for bit
+        # CenterNet's umich values (float64, rounded once) under the same radius: within 6
+        # float32 ulp of mmdetection's float32 ones (the argument's rounding, |arg| <= 4.5,
+        # and torch's exp), same support
+        umich = CtdetEncoder(cfg.replace(heatmap="umich")).encode(box, [0])["hm"][0]
+        np.testing.assert_array_max_ulp(umich, want, maxulp=6)
         differs_from_centernet += not np.array_equal(legacy.encode(box, [0])["hm"][0], got)
     assert same_radius == 300
     assert differs_from_centernet > 250        # CenterNet's default is another heatmap
+    with pytest.raises(ValueError, match="ExdetConfig.heatmap='mmdet'"):
+        from centertargets import ExdetConfig
+        ExdetConfig(heatmap="mmdet")
 
 
 def test_round_sides_switch():

@@ -201,6 +201,42 @@ def _patch_tables() -> tuple[np.ndarray, np.ndarray]:
     return _PATCH_TABLES
 
 
+#: Largest radius :func:`mmdet_patch_table32` tabulates (5 MB of float32 patches).
+MMDET_TABLE_MAX_RADIUS = 96
+_MMDET32: np.ndarray | None = None
+
+
+def mmdet_patch_table32() -> np.ndarray:
+    """The umich patches as mmdetection computes them (``gaussian2D`` of
+    ``mmdet/models/utils/gaussian_target.py``): in float32 with torch, ``exp(-(x^2 + y^2) /
+    (2 sigma^2))``, ``sigma = (2r + 1) / 6``, values below float32's eps times the peak set
+    to 0; radius <= ``MMDET_TABLE_MAX_RADIUS``, in :func:`patch_table32`'s layout.
+
+    torch's float32 ``exp`` is not numpy's, nor CenterNet's float64 rounded once (they differ
+    in the last bits of about one value in a hundred), so the table is computed with torch
+    itself, once per process: torch is needed for ``heatmap="mmdet"``.
+    """
+    global _MMDET32
+    if _MMDET32 is None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise ImportError("heatmap='mmdet' computes its Gaussians with torch, as "
+                              "mmdetection does: install torch") from exc
+        parts = []
+        for r in range(MMDET_TABLE_MAX_RADIUS + 1):
+            sigma = (2 * r + 1) / 6
+            x = torch.arange(-r, r + 1, dtype=torch.float32).view(1, -1)
+            y = torch.arange(-r, r + 1, dtype=torch.float32).view(-1, 1)
+            h = (-(x * x + y * y) / (2 * sigma * sigma)).exp()
+            h[h < torch.finfo(h.dtype).eps * h.max()] = 0
+            parts.append(h.reshape(-1).numpy())
+        table = np.concatenate(parts).astype(np.float32)
+        table.flags.writeable = False
+        _MMDET32 = table
+    return _MMDET32
+
+
 #: Largest radius :func:`patch_table32_covering` tabulates (beyond it, 26 MB of float32
 #: patches, the kernels compute the patch).
 PATCH_TABLE_GROW_RADIUS = 176

@@ -43,8 +43,10 @@ class CtdetConfig(BaseConfig):
     cat_spec_wh : per-class size targets ``cat_spec_wh`` / ``cat_spec_mask`` instead of ``wh``.
     dense_wh : dense size maps ``dense_wh`` / ``dense_wh_mask`` instead of ``wh``.
     heatmap : ``"umich"`` (CenterNet default, radius from the box), ``"msra"``
-        (fixed ``msra_sigma``, CenterNet's ``--mse_loss``), or ``"elliptic"``
-        (TTFNet: sigmas from ``elliptic_alpha`` times the box sides).
+        (fixed ``msra_sigma``, CenterNet's ``--mse_loss``), ``"elliptic"``
+        (TTFNet: sigmas from ``elliptic_alpha`` times the box sides), or ``"mmdet"``
+        (the umich Gaussian with mmdetection's float32 values; with
+        ``radius=RadiusConfig.mmdet()`` mmdetection's CenterNet heatmaps; needs torch).
     msra_sigma : sigma of the MSRA Gaussian (CenterNet's ``hm_gauss``).
     radius : :class:`RadiusConfig`.
     overflow : ``"drop"`` objects beyond ``max_objs`` (CenterNet, but counted in

@@ -134,7 +134,7 @@ class DddConfig(BaseConfig):
         check_choice(owner, "zero_sigma", self.zero_sigma, ("peak", "nan"))
         check_choice(owner, "msra_center", self.msra_center, ("upstream", "ind"))
         check_choice(owner, "ignore_regions", self.ignore_regions, ("upstream", "keep_positives"))
-        if self.heatmap == "elliptic":
+        if self.heatmap in ("elliptic", "mmdet"):
             fail(owner, "heatmap", self.heatmap, "'umich' or 'msra'")
         if not (isinstance(self.aug_ddd, (int, float)) and 0 <= self.aug_ddd <= 1):
             fail(owner, "aug_ddd", self.aug_ddd, "a probability in [0, 1]")

@@ -91,9 +91,10 @@ class ExdetConfig(BaseConfig):
         self._validate_common()
         check_bool("ExdetConfig", "agnostic_ex", self.agnostic_ex)
         check_choice("ExdetConfig", "zero_sigma", self.zero_sigma, ("peak", "nan"))
-        if self.heatmap == "elliptic":
+        if self.heatmap in ("elliptic", "mmdet"):
             fail("ExdetConfig", "heatmap", self.heatmap,
-                 "'umich' or 'msra' (upstream's exdet draws no elliptic Gaussians)")
+                 "'umich' or 'msra' (upstream's exdet draws neither elliptic nor mmdetection's "
+                 "Gaussians)")
 
     @property
     def extreme_channels(self) -> int:
