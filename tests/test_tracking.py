@@ -389,3 +389,16 @@ def test_replayed_draws_out_of_range_are_refused_and_huge_disturbances_stay_in_b
         pre_track_ids=[1.0], pre_disturb=np.array([[1e3, -1e3, 0.0, 1.0, 0, 0]]))
     assert not t["pre_hm"].any() and np.isfinite(t["tracking"]).all()
     assert t["tracking_mask"][0].tolist() == [1, 1]        # lost: its disturbed centre counts
+
+
+@pytest.mark.parametrize("extra, match", [
+    (dict(depth=[np.inf]), "depth holds an infinite value"),
+    (dict(pre_boxes=np.array([[1, 1, 5, 5]], np.float32), pre_classes=[1],
+          pre_disturb=[[0, 0, 2.0, 0.5, 0, 0]]), "pre_disturb: expected rows"),
+    (dict(aug_s=0.0), "aug_s=0.0"),
+])
+def test_encoder_inputs_are_checked_by_name(extra, match):
+    enc = TrackingEncoder(TrackingConfig(output_size=(16, 16), num_classes=1, max_objs=2,
+                                         ddd=True))
+    with pytest.raises(ValueError, match=match):
+        enc.encode(np.array([[2, 2, 8, 8]], np.float32), [1], **extra)

@@ -343,12 +343,7 @@ class TrackParams:
             raise ValueError(f"TrackParams.pre={self.pre!r}: expected AugmentParams or None")
         d = np.array(self.disturb, np.float64).reshape(-1, 6) \
             if np.size(self.disturb) else np.zeros((0, 6))
-        normal, uniform = d[:, [0, 1, 4, 5]], d[:, [2, 3]]
-        if not (np.isfinite(d).all() and (np.abs(normal) <= 1e3).all()
-                and ((uniform >= 0) & (uniform <= 1)).all()):
-            raise ValueError("TrackParams.disturb: expected rows of (normal, normal, uniform, "
-                             "uniform, normal, normal) draws: normals within +-1e3, uniforms "
-                             "in [0, 1]")
+        check_disturb("TrackParams.disturb", d)
         d.flags.writeable = False
         object.__setattr__(self, "disturb", d)
         object.__setattr__(self, "pre_image_id", int(self.pre_image_id))
@@ -371,6 +366,15 @@ class TrackParams:
         k = min(n, len(self.disturb))
         d[:k] = self.disturb[:k]
         return d
+
+
+def check_disturb(name: str, d: np.ndarray) -> None:
+    """Previous-object draws (P, 6) as :class:`TrackParams` holds them, or a ValueError."""
+    normal, uniform = d[:, [0, 1, 4, 5]], d[:, [2, 3]]
+    if not (np.isfinite(d).all() and (np.abs(normal) <= 1e3).all()
+            and ((uniform >= 0) & (uniform <= 1)).all()):
+        raise ValueError(f"{name}: expected rows of (normal, normal, uniform, uniform, normal, "
+                         "normal) draws: normals within +-1e3, uniforms in [0, 1]")
 
 
 def sample_current(augment: Any, rng: np.random.Generator, width: int, height: int
@@ -896,11 +900,19 @@ class TrackingEncoder(Encoder):
                 if arr.shape != (count,) + shape:
                     raise ValueError(f"{name} has shape {arr.shape}: expected "
                                      f"{(count,) + shape}")
-                if name in ("pre_boxes", "pre_disturb", "pre_track") and \
+                if name in ("pre_boxes", "pre_track") and \
                         not np.isfinite(arr.astype(np.float64)).all():
                     raise ValueError(f"{name}: expected finite numbers")
+                if name == "pre_disturb":
+                    check_disturb(name, arr)
+                if arr.dtype == np.float64 and np.isinf(arr).any():
+                    raise ValueError(f"{name} holds an infinite value: expected finite numbers "
+                                     "(NaN: absent)")
                 ex[name] = arr
-        ex["aug_s"] = float(ex.get("aug_s", 1.0))
+        aug_s = ex.get("aug_s", 1.0)
+        if not (isinstance(aug_s, (int, float)) and math.isfinite(aug_s) and aug_s > 0):
+            raise ValueError(f"aug_s={aug_s!r}: expected the scale draw, a number > 0")
+        ex["aug_s"] = float(aug_s)
         return Annotations(b, kernel_array(c, np.int64), k, extras=ex)
 
     def _run(self, a: Annotations, t: dict[str, np.ndarray], stats: np.ndarray,
