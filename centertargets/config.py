@@ -17,9 +17,10 @@ import numpy as np
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .spec import HeadSpec, TargetSpec
+from .spec import HeadSpec, SparseLayout, TargetSpec, draws_spec
 
 HeatmapKind = Literal["umich", "msra", "elliptic", "mmdet"]
+HeatmapFormat = Literal["dense", "sparse"]
 RadiusFormula = Literal["centernet", "corrected"]
 OverflowPolicy = Literal["drop", "error"]
 
@@ -145,6 +146,7 @@ class BaseConfig:
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     overflow: OverflowPolicy = "drop"
     with_cat: bool = False
+    heatmaps: HeatmapFormat = "dense"
 
     def _validate_common(self) -> None:
         owner = type(self).__name__
@@ -172,6 +174,7 @@ class BaseConfig:
             fail(owner, "radius", self.radius, f"min_radius <= {side}, the map's larger side")
         check_choice(owner, "overflow", self.overflow, ("drop", "error"))
         check_bool(owner, "with_cat", self.with_cat)
+        check_choice(owner, "heatmaps", self.heatmaps, ("dense", "sparse"))
 
     @classmethod
     def from_coco(cls, coco: Any, output_size: Any = (128, 128), **overrides: Any) -> Any:
@@ -206,6 +209,25 @@ class BaseConfig:
     def spec(self) -> dict[str, TargetSpec]:
         """Every target this config produces: name -> :class:`~centertargets.spec.TargetSpec`."""
         raise NotImplementedError
+
+    def sparse_layout(self) -> SparseLayout:
+        """Which heatmaps this config can send as a draw list (``heatmaps="sparse"``), and the
+        most rows one sample can need; a task that cannot says why (``dense_reason``)."""
+        return SparseLayout((), 0, f"the {self.task} task draws its heatmaps densely only")
+
+    def sparse_spec(self, dense: dict[str, TargetSpec]) -> dict[str, TargetSpec]:
+        """``dense`` (a task's targets) with ``heatmaps="sparse"`` applied: the heatmaps of
+        :meth:`sparse_layout` replaced by ``draws`` (R, 8) int32; ``dense`` itself otherwise."""
+        layout = self.sparse_layout()
+        if self.heatmaps != "sparse" or not layout.maps:
+            return dense
+        out = {k: v for k, v in dense.items() if k not in layout.maps}
+        out["draws"] = draws_spec(layout)
+        return out
+
+    def dense_spec(self) -> dict[str, TargetSpec]:
+        """:meth:`spec` with ``heatmaps="dense"``: the shapes the draw list renders to."""
+        return self.spec() if self.heatmaps == "dense" else self.replace(heatmaps="dense").spec()
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """Every network output head this config needs: name -> :class:`~centertargets.spec.HeadSpec`.

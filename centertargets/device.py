@@ -1,10 +1,13 @@
-"""Colour augmentation and normalisation of a uint8 batch on the training device (torch).
+"""What the training device finishes: uint8 input, sparse heatmaps, the one-call feed (torch).
 
 With ``CenterNetDataset(..., input_dtype="uint8")`` the workers send the
 warped image as CHW uint8, a quarter of the float32 input's bytes, and
 :func:`normalize_batch` finishes the network input where the model runs,
 with the same float32 arithmetic as the CPU path (the colour draws travel
-in ``meta["color"]``).  Importing this module imports torch.
+in ``meta["color"]``).  With ``config.replace(heatmaps="sparse")`` the workers send
+``draws`` instead of the heatmaps and :func:`render_heatmaps` draws them on the
+device, bit for bit.  :class:`DeviceFeed` does both (and moves the batch) in one
+call.  Importing this module imports torch.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from . import sparse
 from .augment import COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR
 from .kernels.image import GRAY_B, GRAY_G, GRAY_R
 
-__all__ = ["normalize_batch"]
+__all__ = ["normalize_batch", "render_heatmaps", "DeviceFeed"]
+
+#: Image entries of an item, and the ``meta`` entry holding each one's colour draws.
+IMAGE_KEYS = {"input": "color", "pre_img": "pre_color"}
 
 _CONTRAST, _SATURATION = 1, 2
 
@@ -84,3 +91,244 @@ def normalize_batch(inputs: torch.Tensor, meta: Mapping[str, Any],
     m = torch.as_tensor(np.asarray(mean, np.float32), device=dev)[None, :, None, None]
     s = torch.as_tensor(np.asarray(std, np.float32), device=dev)[None, :, None, None]
     return (x - m) / s
+
+
+# --- sparse heatmaps ------------------------------------------------------------------------
+
+#: Pixels expanded at once while rendering (bounds the renderer's temporary memory: about
+#: 40 bytes per pixel).
+RENDER_CHUNK = 1 << 22
+
+
+class _PatchBank:
+    """Every patch a device has needed, in one flat float32 tensor there: key -> (offset,
+    height, width).  Grows when a batch names a new patch (a new radius), then stays."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.index: dict[int, tuple[int, int, int]] = {}
+        self.parts: list[np.ndarray] = [np.zeros(1, np.float32)]
+        self.size = 1
+        self.values = torch.zeros(1, dtype=torch.float32, device=device)
+
+    def lookup(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Offset, height and width (int64, on the device) of each key's patch."""
+        uniq, inverse = torch.unique(keys, return_inverse=True)
+        rows = []
+        grown = False
+        for key in uniq.tolist():
+            got = self.index.get(key)
+            if got is None:
+                p = sparse.patch(key >> 50, (key >> 25) & 0x1FFFFFF, key & 0x1FFFFFF)
+                got = self.index[key] = (self.size, p.shape[0], p.shape[1])
+                self.parts.append(p.ravel())
+                self.size += p.size
+                grown = True
+            rows.append(got)
+        if grown:
+            self.parts = [np.concatenate(self.parts)]
+            self.values = torch.from_numpy(self.parts[0]).to(self.device)
+        meta = torch.tensor(rows, dtype=torch.int64).to(keys.device)[inverse]
+        return meta[:, 0], meta[:, 1], meta[:, 2]
+
+
+_BANKS: dict[str, _PatchBank] = {}
+
+
+def _bank(device: torch.device) -> _PatchBank:
+    bank = _BANKS.get(str(device))
+    if bank is None:
+        bank = _BANKS[str(device)] = _PatchBank(device)
+    return bank
+
+
+def render_heatmaps(targets: Mapping[str, Any], config: Any,
+                    out: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """A batch's targets with ``draws`` rendered to dense heatmaps, on ``draws``' device.
+
+    ``targets``: a batch (``default_collate`` of items) from a ``heatmaps="sparse"`` config,
+    ``draws`` (B, R, 8) int32 (a tensor, moved to the training device first, or numpy);
+    ``config``: that config.  Returns a new dict without ``draws`` and with each map of
+    ``config.sparse_layout().maps`` as float32 (B, C, H, W) (e.g. ``hm``, ``hm_hp``), bit for
+    bit the maps the dense encoder writes: a scatter of ``max`` over the same float32
+    patches, with any set rows (CenterNet's quirks) applied in their order.  ``out``:
+    optional preallocated maps (name -> tensor of that shape, dtype and device), zeroed and
+    filled, to save allocating them per batch.  With ``heatmaps="dense"`` (or a config whose
+    maps stay dense) ``targets`` comes back as a new dict, unchanged.
+    """
+    layout = config.sparse_layout()
+    result = dict(targets)
+    if config.heatmaps != "sparse" or not layout.maps:
+        return result
+    if "draws" not in result:
+        raise KeyError(f"targets has no 'draws': expected a batch of {config.describe()} with "
+                       "heatmaps='sparse' (keys: " + ", ".join(map(str, result)) + ")")
+    draws = torch.as_tensor(result.pop("draws"))
+    if draws.dim() == 2:
+        draws = draws.unsqueeze(0)
+    dense = config.dense_spec()
+    shapes = [tuple(dense[m].shape) for m in layout.maps]
+    sparse.check_draws(draws.cpu().numpy() if draws.device.type != "cpu" else draws.numpy(),
+                       shapes)
+    dev = draws.device
+    B = draws.shape[0]
+    maps = []
+    for name, shape in zip(layout.maps, shapes):
+        want = (B,) + shape
+        t = None if out is None else out.get(name)
+        if t is None:
+            t = torch.zeros(want, dtype=torch.float32, device=dev)
+        else:
+            if tuple(t.shape) != want or t.dtype != torch.float32 or t.device != dev \
+                    or not t.is_contiguous():
+                raise ValueError(f"out[{name!r}] is {t.dtype} {tuple(t.shape)} on {t.device}: "
+                                 f"expected a contiguous float32 tensor {want} on {dev}")
+            t.zero_()
+        maps.append(t)
+    _render_into(draws, maps, dev)
+    result.update(zip(layout.maps, maps))
+    return result
+
+
+def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], dev: torch.device) -> None:
+    B, R, _ = draws.shape
+    d = draws.to(torch.int64)
+    is_set = d[..., 0] == sparse.OP_SET
+    rounds = (torch.cumsum(is_set, dim=1) - is_set.to(torch.int64)).reshape(-1)
+    flat = d.reshape(-1, 8)
+    live = torch.nonzero(flat[:, 0] != 0).squeeze(1)
+    if live.numel() == 0:
+        return
+    rows, rounds = flat[live], rounds[live]
+    sample = live // R
+    # rows over every channel of their map become one row per channel
+    chans = torch.tensor([mp.shape[1] for mp in maps], dtype=torch.int64, device=dev)
+    every = rows[:, 2] == -1
+    if bool(every.any()):
+        reps = torch.where(every, chans[rows[:, 1]], 1)
+        rows, rounds, sample = (rows.repeat_interleave(reps, 0), rounds.repeat_interleave(reps),
+                                sample.repeat_interleave(reps))
+        first = torch.cumsum(reps, 0) - reps
+        local = torch.arange(rows.shape[0], device=dev) - first.repeat_interleave(reps)
+        rows[:, 2] = torch.where(rows[:, 2] == -1, local, rows[:, 2])
+    nrounds = int(rounds.max()) + 1
+    for r in range(nrounds):
+        this = rounds == r
+        maxing = this & (rows[:, 0] != sparse.OP_SET)
+        if bool(maxing.any()):
+            _apply(rows[maxing], sample[maxing], maps, dev, "amax")
+        setting = this & (rows[:, 0] == sparse.OP_SET)
+        if bool(setting.any()):
+            _apply(rows[setting], sample[setting], maps, dev, "set")
+
+
+def _apply(rows: torch.Tensor, sample: torch.Tensor, maps: list[torch.Tensor],
+           dev: torch.device, how: str) -> None:
+    """Scatter ``rows`` (one channel each) into ``maps``: ``max`` (patch and max rows) or
+    assignment (set rows, which never overlap within one call: one per sample)."""
+    for m, mp in enumerate(maps):
+        on = rows[:, 1] == m
+        if not bool(on.any()):
+            continue
+        rw, smp = rows[on], sample[on]
+        _, C, H, W = mp.shape
+        is_patch = rw[:, 0] == sparse.OP_PATCH
+        poff = torch.zeros_like(smp)
+        ph = torch.ones_like(smp)
+        pw = torch.ones_like(smp)
+        bank = _bank(dev)
+        if bool(is_patch.any()):
+            keys = (rw[is_patch, 5] << 50) | (rw[is_patch, 6] << 25) | rw[is_patch, 7]
+            poff[is_patch], ph[is_patch], pw[is_patch] = bank.lookup(keys)
+        # the window in map pixels, and where it starts in its patch
+        ox = torch.where(is_patch, rw[:, 3] - pw // 2, rw[:, 3])
+        oy = torch.where(is_patch, rw[:, 4] - ph // 2, rw[:, 4])
+        ex = torch.where(is_patch, ox + pw, rw[:, 5])
+        ey = torch.where(is_patch, oy + ph, rw[:, 6])
+        x0, y0 = ox.clamp(0, W), oy.clamp(0, H)
+        x1, y1 = ex.clamp(0, W), ey.clamp(0, H)
+        w = (x1 - x0).clamp(min=0)
+        h = (y1 - y0).clamp(min=0)
+        n = w * h
+        const = rw[:, 7].to(torch.int32).view(torch.float32)
+        base = (smp * C + rw[:, 2]) * (H * W)
+        target = mp.view(-1)
+        # chunks of rows of at most RENDER_CHUNK pixels (a single row may exceed it)
+        ends = torch.cumsum(n, 0)
+        start_row = 0
+        while start_row < rw.shape[0]:
+            done = int(ends[start_row - 1]) if start_row else 0
+            stop = int(torch.searchsorted(ends, done + RENDER_CHUNK, right=True))
+            stop = max(stop, start_row + 1)
+            sl = slice(start_row, stop)
+            cnt = n[sl]
+            npx = int(cnt.sum())
+            start_row = stop
+            if npx == 0:
+                continue
+            rid = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
+            first = torch.cumsum(cnt, 0) - cnt
+            local = torch.arange(npx, device=dev) - first[rid]
+            ww = w[sl][rid]
+            ly = torch.div(local, ww, rounding_mode="floor")
+            lx = local - ly * ww
+            y = y0[sl][rid] + ly
+            x = x0[sl][rid] + lx
+            idx = base[sl][rid] + y * W + x
+            src = poff[sl][rid] + (y - oy[sl][rid]) * pw[sl][rid] + (x - ox[sl][rid])
+            vals = torch.where(is_patch[sl][rid], bank.values[src.clamp(0, bank.size - 1)],
+                               const[sl][rid])
+            if how == "set":
+                target[idx] = vals
+            else:
+                target.scatter_reduce_(0, idx, vals, reduce="amax", include_self=True)
+
+
+class DeviceFeed:
+    """A DataLoader batch of a :class:`~centertargets.CenterNetDataset` -> ``(input, targets)``
+    on the training device, in one call.
+
+    >>> ds = CenterNetDataset(coco, config.replace(heatmaps="sparse"), input_dtype="uint8", ...)
+    >>> feed = DeviceFeed(ds, "cuda")
+    >>> for batch in DataLoader(ds, batch_size=16, num_workers=4, pin_memory=True):
+    ...     inp, targets = feed(batch)        # float32 (B, 3, H, W); dense hm, ... on the GPU
+
+    Every tensor moves to ``device`` (``non_blocking``: with ``pin_memory=True`` the copies
+    overlap); a uint8 image (``input``, and a tracking sample's ``pre_img``) is coloured and
+    normalised there with the dataset's constants (:func:`normalize_batch`); ``draws`` is
+    rendered there (:func:`render_heatmaps`).  ``targets`` holds every target under its
+    dense name (what the task's loss takes), ``pre_img`` when the sample has one, and the
+    batch's ``meta`` (left on the CPU).  Equal to the float32, dense path's batch: the
+    targets bit for bit, the input within 1e-6.  Float32 or dense datasets pass through
+    (moved only).
+    """
+
+    def __init__(self, dataset: Any, device: str | torch.device = "cpu") -> None:
+        self.config = dataset.config
+        self.device = torch.device(device)
+        self.constants = tuple(np.asarray(getattr(dataset, k), np.float32)
+                               for k in ("mean", "std", "eig_val", "eig_vec"))
+
+    def __call__(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        if not isinstance(batch, Mapping) or "input" not in batch:
+            got = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+            raise ValueError(f"batch is {got}: expected a collated batch of dataset items "
+                             "with an 'input' (give the dataset an image_root)")
+        meta = batch.get("meta")
+        moved: dict[str, Any] = {}
+        for k, v in batch.items():
+            if k == "meta":
+                continue
+            moved[k] = v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) \
+                else v
+        for key, colour in IMAGE_KEYS.items():
+            img = moved.get(key)
+            if isinstance(img, torch.Tensor) and img.dtype == torch.uint8:
+                if meta is None or colour not in meta:
+                    raise ValueError(f"batch[{key!r}] is uint8 but batch['meta'] has no "
+                                     f"{colour!r}: expected the dataset's own items")
+                moved[key] = normalize_batch(img, {"color": meta[colour]}, *self.constants)
+        targets = render_heatmaps(moved, self.config)
+        if meta is not None:
+            targets["meta"] = meta
+        return targets.pop("input"), targets

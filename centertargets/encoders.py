@@ -22,6 +22,8 @@ import numpy as np
 from .config import BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
+from ._warn import warn
+from .kernels.canvas import FAM_MMDET, FAM_UMICH
 from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, RADIUS_EXACT_SIDES,
                                 mmdet_patch_table32, msra_patch, patch_table, patch_table32)
 from .spec import TargetSpec
@@ -323,6 +325,13 @@ class BoundKernel:
         return self._kernel(*args)
 
 
+def _shape_only(shape: tuple[int, ...]) -> np.ndarray:
+    """A writeable float32 array of ``shape`` over one element (all strides 0): what a kernel
+    gets for a heatmap it records in ``draws`` instead of drawing, to read the map's shape."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape,
+                                           strides=(0,) * len(shape))
+
+
 class Encoder:
     """A task's encoder: annotations in output-map pixels -> its targets and a report.
 
@@ -356,7 +365,18 @@ class Encoder:
                       if config.heatmap == "elliptic" else None,
                       "table": patch_table(),
                       "table32": mmdet_patch_table32() if config.heatmap == "mmdet"
-                      else patch_table32()}
+                      else patch_table32(),
+                      "patch_family": FAM_MMDET if config.heatmap == "mmdet" else FAM_UMICH}
+        # heatmaps="sparse": the recorded maps' stand-ins, which only carry their shape
+        layout = config.sparse_layout()
+        self._sparse_maps: dict[str, np.ndarray] = {}
+        if config.heatmaps == "sparse":
+            if layout.maps:
+                dense = config.dense_spec()
+                self._sparse_maps = {m: _shape_only(dense[m].shape) for m in layout.maps}
+            else:
+                warn(f"{type(config).__name__}(heatmaps='sparse'): {layout.dense_reason}, so "
+                     "its heatmaps stay dense targets")
         # stand-ins for cheap heads that are off: same dtype and ndim, one compiled signature
         self._off = {"f2": np.zeros((0, 2), np.float32), "u2": np.zeros((0, 2), np.uint8),
                      "u1": np.zeros(0, np.uint8),
@@ -369,6 +389,11 @@ class Encoder:
         # a spawned worker's pickle larger than the pipe's buffer would hold up the start of the
         # next worker until this one has imported everything.
         return (type(self), (self.config,))
+
+    def _map(self, t: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """Target ``name`` of ``t``, or, when it is recorded in ``draws``, its stand-in."""
+        got = t.get(name)
+        return self._sparse_maps[name] if got is None else got
 
     @property
     def spec(self) -> dict[str, TargetSpec]:
@@ -445,6 +470,9 @@ class Encoder:
         stats = np.zeros(K.NSTATS, np.int64)
         status = np.zeros(n, np.int8)
         self._run(a, t, stats, status)
+        if stats[K.S_DRAWS_LOST]:        # draws is sized for the worst case of the config
+            raise RuntimeError(f"{stats[K.S_DRAWS_LOST]} draw rows did not fit "
+                               f"{self.config.describe()}'s draws: a bug, please report it")
         if stats[K.S_BAD_CLASS]:         # the kernel checked every class and encoded nothing
             i = int(np.flatnonzero(status == K.ST_BAD_CLASS)[0])
             raise ClassIndexError(i, int(classes[i]), self.config.num_classes)

@@ -10,7 +10,7 @@ classes, J joints, M = ``max_objs``, H x W the output map.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -56,6 +56,24 @@ _DOCS = {
 
 
 F32, U8, I64 = _F32, _U8, _I64
+I32 = np.dtype(np.int32)
+
+
+class SparseLayout(NamedTuple):
+    """What ``heatmaps="sparse"`` sends for a config: ``maps``, the heatmaps recorded in the
+    draw list (map index = position here); ``rows``, the most rows one sample can need; or,
+    when ``maps`` is empty, ``dense_reason``, why they stay dense."""
+
+    maps: tuple[str, ...]
+    rows: int
+    dense_reason: str = ""
+
+
+def draws_spec(layout: SparseLayout) -> TargetSpec:
+    """The ``draws`` target of a sparse layout: (rows, 8) int32, unused rows zero."""
+    return TargetSpec("draws", (layout.rows, 8), I32,
+                      "draw list of " + ", ".join(layout.maps) + " (op, map, channel, 5 "
+                      "operands per row; centertargets.sparse), rendered on the device")
 
 
 class Targets:

@@ -134,7 +134,7 @@ class _CenterNetLoss(nn.Module):
         super().__init__()
         self.config = config
         self.options = options or LossOptions()
-        self._spec = config.spec()
+        self._spec = config.dense_spec()
         self.heads = config.head_spec()
         self._warned_probabilities = False
         self._warned_stuck = False
@@ -144,6 +144,17 @@ class _CenterNetLoss(nn.Module):
                              "with_cat=True (the fast loss reads each object's class from 'cat')")
 
     # -- checks ---------------------------------------------------------------------------------
+    def rendered(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """``batch`` with sparse heatmaps (``draws``, from ``heatmaps="sparse"``) rendered on
+        their device (:func:`centertargets.device.render_heatmaps`); a dense batch as it is."""
+        if not isinstance(batch, Mapping) or "draws" not in batch:
+            return batch
+        from centertargets.device import render_heatmaps
+
+        cfg = self.config
+        return render_heatmaps(batch, cfg if cfg.heatmaps == "sparse" else
+                               cfg.replace(heatmaps="sparse"))
+
     def check_batch(self, batch: Mapping[str, Tensor], needed: Sequence[str]) -> int:
         """Check ``batch`` holds every needed target with the config's shape; returns B."""
         cfg = self.config
@@ -251,8 +262,9 @@ class CtdetLoss(_CenterNetLoss):
     ``forward(outputs, batch) -> (loss, stats)`` with ``outputs`` a dict of the
     heads in ``config.head_spec()`` (``hm`` (B, C, H, W) logits, ``wh`` (B, 2 or
     2C, H, W), ``reg`` (B, 2, H, W)) or a list of such dicts (one per stack,
-    averaged), ``batch`` the collated targets; ``stats`` has CenterNet's names
-    ``loss, hm_loss, wh_loss, off_loss`` (0-d float32 tensors).
+    averaged), ``batch`` the collated targets (sparse heatmaps, ``draws``, are rendered
+    first); ``stats`` has CenterNet's names ``loss, hm_loss, wh_loss, off_loss`` (0-d float32
+    tensors).
     """
 
     config: CtdetConfig
@@ -268,6 +280,7 @@ class CtdetLoss(_CenterNetLoss):
     def forward(self, outputs: Outputs, batch: Mapping[str, Tensor]
                 ) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, o = self.config, self.options
+        batch = self.rendered(batch)
         use_wh = o.wh_weight > 0
         use_off = cfg.reg_offset and o.off_weight > 0
         needed = ["hm", "ind", "reg_mask"] + (["cat"] if cfg.with_cat else [])
@@ -328,7 +341,8 @@ class MultiPoseLoss(_CenterNetLoss):
     With ``heatmap="msra"`` (CenterNet's ``--mse_loss``) ``hm_hp`` uses MSE on the
     raw output (no sigmoid) while ``hm`` keeps the focal loss, as upstream; with
     ``dense_hp`` the joint term is the dense masked L1 of ``dense_hps``.
-    ``forward(outputs, batch) -> (loss, stats)``; the heads are ``config.head_spec()``.
+    ``forward(outputs, batch) -> (loss, stats)``; the heads are ``config.head_spec()``;
+    sparse heatmaps in ``batch`` (``draws``) are rendered first.
     """
 
     config: MultiPoseConfig
@@ -355,6 +369,7 @@ class MultiPoseLoss(_CenterNetLoss):
     def forward(self, outputs: Outputs, batch: Mapping[str, Tensor]
                 ) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, o = self.config, self.options
+        batch = self.rendered(batch)
         use_wh = o.wh_weight > 0
         use_off = cfg.reg_offset and o.off_weight > 0
         use_hp_off = cfg.reg_hp_offset and o.off_weight > 0

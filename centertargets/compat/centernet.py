@@ -49,14 +49,15 @@ def config_from_loss_fixture(task: str, options: Mapping[str, Any],
     return config_from_meta(meta)
 
 
-def encode_sample_with_report(meta: Mapping[str, Any]
+def encode_sample_with_report(meta: Mapping[str, Any], heatmaps: str = "dense"
                               ) -> tuple[dict[str, np.ndarray], EncodeReport]:
     """:func:`encode_sample` plus the encoder's :class:`EncodeReport`.
 
     The fixture's annotations go through the task's mapping and the checked
-    public encode (``encode_annotations``), not the dataset's fast path.
+    public encode (``encode_annotations``), not the dataset's fast path.  ``heatmaps``:
+    the config's ``heatmaps`` (``"sparse"``: ``draws`` instead of the heatmaps).
     """
-    ds = dataset_for_meta(meta)
+    ds = dataset_for_meta(meta, heatmaps)
     out = (int(meta["output_w"]), int(meta["output_h"]))
     unit = unit_of(ds.config)
     params = dataclasses.replace(AugmentParams.from_dict(meta), center_dtype=unit.center_dtype)
@@ -70,19 +71,19 @@ def _encoder(config: Any) -> Any:
     return make_encoder(config)
 
 
-def encode_sample(meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def encode_sample(meta: Mapping[str, Any], heatmaps: str = "dense") -> dict[str, np.ndarray]:
     """Exactly upstream CenterNet's targets for the sample a fixture's ``__meta__`` describes."""
-    return encode_sample_with_report(meta)[0]
+    return encode_sample_with_report(meta, heatmaps)[0]
 
 
-def dataset_for_meta(meta: Mapping[str, Any]) -> CenterNetDataset:
+def dataset_for_meta(meta: Mapping[str, Any], heatmaps: str = "dense") -> CenterNetDataset:
     """A one-image :class:`CenterNetDataset` holding a fixture's scene, configured as upstream was.
 
     The image is item 0 (``width``/``height`` from the meta); the task unit
     gives the file's categories (ctdet: the meta's ``category_ids``); ``keep_res``
     (a ``[w, h]`` scale) uses upstream's ``pad`` of 31.
     """
-    config = config_from_meta(meta)
+    config = config_from_meta(meta).replace(heatmaps=heatmaps)
     anns = [dict(a, id=k + 1, image_id=1) for k, a in enumerate(meta["annotations"])]
     image = {"id": 1, "file_name": "", "width": int(meta["image_width"]),
              "height": int(meta["image_height"])}

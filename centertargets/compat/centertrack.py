@@ -49,9 +49,10 @@ def config_from_meta(meta: Mapping[str, Any]) -> TrackingConfig:
         max_pre_objs=max(256, max(len(f["annotations"]) for f in meta["video"]["frames"])))
 
 
-def dataset_for_meta(meta: Mapping[str, Any]) -> TrackingDataset:
-    """The fixture's video as a one-video COCO file in a :class:`TrackingDataset`."""
-    config = config_from_meta(meta)
+def dataset_for_meta(meta: Mapping[str, Any], heatmaps: str = "dense") -> TrackingDataset:
+    """The fixture's video as a one-video COCO file in a :class:`TrackingDataset` (with the
+    config's ``heatmaps`` set to ``heatmaps``)."""
+    config = config_from_meta(meta).replace(heatmaps=heatmaps)
     frames = meta["video"]["frames"]
     images = [{k: v for k, v in f.items() if k != "annotations"} for f in frames]
     anns = [dict(a) for f in frames for a in f["annotations"]]
@@ -107,9 +108,9 @@ def params_from_meta(meta: Mapping[str, Any]) -> TrackParams:
 
 
 def replay(meta: Mapping[str, Any], image: np.ndarray | None = None,
-           pre_image: np.ndarray | None = None) -> dict[str, Any]:
+           pre_image: np.ndarray | None = None, heatmaps: str = "dense") -> dict[str, Any]:
     """Upstream's sample for a fixture's draws, through ``TrackingDataset.item``."""
-    ds = dataset_for_meta(meta)
+    ds = dataset_for_meta(meta, heatmaps)
     index = ds.coco.image_ids.index(int(meta["image_id"]))
     return ds.item(index, params_from_meta(meta), image=image, pre_image=pre_image)
 

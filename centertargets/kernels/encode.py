@@ -36,7 +36,9 @@ S_KPS_ENCODED = 8      # of those, inside the output map
 S_KPS_OUTSIDE = 9      # of those, outside the output map
 S_BAD_CLASS = 10       # objects whose class is outside [0, C): nothing is encoded then
 S_IGNORED = 11         # ignore regions and skipped categories (ddd): in hm at most, no slot
-NSTATS = 12
+S_DRAWS = 12           # rows written to ``draws`` (sparse heatmaps, see kernels/canvas.py)
+S_DRAWS_LOST = 13      # rows that did not fit (never happens: ``draws`` is sized per config)
+NSTATS = 14
 
 # values of ``status``
 ST_ENCODED = 0

@@ -18,9 +18,10 @@ from ..config import BaseConfig, check_bool, fail
 from ..encoders import Annotations, EncodeReport, Encoder, call_kernel, check_boxes, check_classes
 from ..kernels._jit import jit
 from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERATE, ST_ENCODED,
-                              clipped_box, draw_peak, start_objects, window_radius)
+                              clipped_box, start_objects, window_radius)
+from ..kernels.canvas import peak_at, put_peak
 from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
-from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +95,13 @@ class CtdetConfig(BaseConfig):
             t.add("wh", (M, 2), F32)
         if self.reg_offset:
             t.add("reg", (M, 2), F32)
-        return t.out
+        return self.sparse_spec(t.out)
+
+    def sparse_layout(self) -> SparseLayout:
+        """``hm``, one row per object; dense with ``dense_wh`` (painted where ``hm`` wins)."""
+        if self.dense_wh:
+            return SparseLayout((), 0, "dense_wh=True paints dense_wh where hm wins, reading hm")
+        return SparseLayout(("hm",), self.max_objs)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """ctdet: ``hm`` (C), ``wh`` (2, or 2C with ``cat_spec_wh``), ``reg`` (2) with
@@ -117,9 +124,9 @@ class CtdetConfig(BaseConfig):
 @jit
 def encode_ctdet(boxes, classes,
                  msra_sigma, msra, radius_formula, min_overlap, min_radius, elliptic_alpha,
-                 table, table32,
+                 table, table32, patch_family,
                  hm, wh, reg, ind, reg_mask, cat_spec_wh, cat_spec_mask, dense_wh, dense_wh_mask,
-                 write_wh, write_reg, write_cat_spec,
+                 write_wh, write_reg, write_cat_spec, draws,
                  stats, status):
     """CenterNet ``CTDetDataset`` targets for one sample.
 
@@ -138,13 +145,16 @@ def encode_ctdet(boxes, classes,
     elliptic_alpha : float, TTFNet's alpha for the elliptic Gaussian, or None
         (not the elliptic heatmap).
     table, table32 : precomputed umich patches (float64 and float32).
-    hm : float32 (C, H, W), written.
+    patch_family : int, the ``kernels.canvas.FAM_*`` of ``table32`` (rows of ``draws``).
+    hm : float32 (C, H, W), written; with ``draws``, a stand-in of that shape.
     wh, reg : float32 (M, 2), written when ``write_wh`` / ``write_reg``.
     ind : int64 (M,); reg_mask : uint8 (M,), written.
     cat_spec_wh : float32 (M, 2C); cat_spec_mask : uint8 (M, 2C), when ``write_cat_spec``.
     dense_wh, dense_wh_mask : float32 (2, H, W), or None (no dense head).
     write_wh, write_reg, write_cat_spec : bool, which of those heads exist
         (an absent head is an empty array of the same dtype and ndim).
+    draws : int32 (R, 8) or None: the draw list ``hm`` is recorded in (map 0) instead of
+        drawn (sparse heatmaps, :mod:`centertargets.kernels.canvas`).
     stats : int64 (NSTATS,), counts, written; status : int8 (N,), per object, written.
     """
     C, H, W = hm.shape
@@ -160,10 +170,10 @@ def encode_ctdet(boxes, classes,
         radius = window_radius(h, w, msra, msra_sigma, radius_formula, min_overlap, min_radius)
         cx = int(ctx)
         cy = int(cty)
-        if hm[cls, cy, cx] == 1.0:
+        if peak_at(hm, draws, stats, 0, cls, cx, cy):
             stats[S_COLLISIONS] += 1
-        draw_peak(hm[cls], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h,
-                   get_patch32(radius, table32))
+        put_peak(hm, draws, stats, 0, cls, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w,
+                 h, get_patch32(radius, table32), patch_family)
         if write_wh:
             wh[k, 0] = w
             wh[k, 1] = h
@@ -238,12 +248,12 @@ class CtdetEncoder(Encoder):
              status: np.ndarray) -> None:
         off = self._off
         call_kernel(encode_ctdet, boxes=a.boxes, classes=a.classes, **self._heat,
-              hm=t["hm"], wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
+              hm=self._map(t, "hm"), wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
               reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
               cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
               dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
               write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
-              stats=stats, status=status)
+              draws=t.get("draws"), stats=stats, status=status)
 
 
 class CtdetUnit(TaskUnit):

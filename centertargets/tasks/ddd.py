@@ -174,7 +174,7 @@ class DddConfig(BaseConfig):
             t.add("wh", (M, 2), F32)
         if self.reg_offset:
             t.add("reg", (M, 2), F32)
-        return t.out
+        return self.sparse_spec(t.out)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """``hm`` (C), ``dep`` (1), ``rot`` (8), ``dim`` (3), ``wh`` (2), ``reg`` (2)."""

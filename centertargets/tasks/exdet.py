@@ -119,7 +119,7 @@ class ExdetConfig(BaseConfig):
                 t.add(f"reg_{p}", (M, 2), F32, _DOCS[f"reg_{p}"])
             for p in EXTREME_POINTS:
                 t.add(f"ind_{p}", (M,), I64, _DOCS[f"ind_{p}"])
-        return t.out
+        return self.sparse_spec(t.out)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """``hm_t/l/b/r`` (E), ``hm_c`` (C) and, with ``reg_offset``, ``reg_t/l/b/r`` (2)."""

@@ -24,9 +24,10 @@ from ..kernels._jit import jit
 from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE,
                               S_ENCODED, S_KPS_ENCODED, S_KPS_LABELLED, S_KPS_OUTSIDE,
                               S_NO_KEYPOINTS, ST_DEGENERATE, ST_ENCODED, ST_NO_KEYPOINTS,
-                              clipped_box, draw_peak, draw_point, start_objects, window_radius)
+                              clipped_box, draw_point, start_objects, window_radius)
+from ..kernels.canvas import peak_at, put_peak, put_point, set_all, set_pixel
 from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
-from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +142,16 @@ class MultiPoseConfig(BaseConfig):
             t.add("hp_offset", (M * J, 2), F32)
             t.add("hp_ind", (M * J,), I64)
             t.add("hp_mask", (M * J,), I64)
-        return t.out
+        return self.sparse_spec(t.out)
+
+    def sparse_layout(self) -> SparseLayout:
+        """``hm`` and ``hm_hp``; per person at most its centre, J joints and a centre set to
+        0.9999 (``no_keypoints="ignore"``), plus the rotation quirk's blank.  Dense with
+        ``dense_hp`` (drawn where ``hm`` wins, so it reads the map)."""
+        if self.dense_hp:
+            return SparseLayout((), 0, "dense_hp=True paints dense_hps where hm wins, reading hm")
+        maps = ("hm", "hm_hp") if self.hm_hp else ("hm",)
+        return SparseLayout(maps, self.max_objs * (self.num_joints + 2) + 1)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """multi_pose: ``hm`` (C), ``wh`` (2), ``hps`` (2J), ``reg`` (2) with
@@ -171,10 +181,10 @@ class MultiPoseConfig(BaseConfig):
 def encode_multi_pose(boxes, classes, kps,
                       msra_sigma, msra, radius_formula, min_overlap, min_radius,
                       elliptic_alpha, no_keypoints, ignore_occluded_in_hm_hp, rotated_quirk,
-                      table, table32,
+                      table, table32, patch_family,
                       hm, wh, reg, ind, reg_mask, hps, hps_mask, hm_hp, hp_offset, hp_ind,
                       hp_mask, dense_hps, dense_hps_mask,
-                      write_reg, write_hps, write_hm_hp, write_hp_offset,
+                      write_reg, write_hps, write_hm_hp, write_hp_offset, draws,
                       stats, status):
     """CenterNet ``MultiPoseDataset`` targets for one sample.
 
@@ -226,7 +236,7 @@ def encode_multi_pose(boxes, classes, kps,
         stats[S_ENCODED] += 1
 
         p32 = get_patch32(radius, table32)
-        already_peak = hm[cls, cy, cx] == 1.0
+        already_peak = peak_at(hm, draws, stats, 0, cls, cx, cy)
         if already_peak:
             stats[S_COLLISIONS] += 1
         vsum = np.float32(0.0)
@@ -237,7 +247,9 @@ def encode_multi_pose(boxes, classes, kps,
             stats[S_NO_KEYPOINTS] += 1
             status[k] = ST_NO_KEYPOINTS
             reg_mask[k] = 0
-            if no_keypoints == NOKPS_CENTERNET:
+            if no_keypoints == NOKPS_CENTERNET and draws is None:
+                # the person's own peak (1.0) lands here next, so in a draw list this is left
+                # out: it could never change the rendered map
                 hm[cls, cy, cx] = np.float32(0.9999)
 
         for j in range(J):
@@ -271,11 +283,13 @@ def encode_multi_pose(boxes, classes, kps,
                                get_patch(radius, table))
                 draw_point(dense_hps_mask[2 * j], cx, cy, radius, msra, msra_sigma, p32)
             if write_hm_hp and not (ignore_occluded_in_hm_hp and v == 1):
-                draw_point(hm_hp[j], pix, piy, radius, msra, msra_sigma, p32)
+                put_point(hm_hp, draws, stats, 1, j, pix, piy, radius, msra, msra_sigma, p32,
+                          patch_family)
 
-        draw_peak(hm[cls], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h, p32)
+        put_peak(hm, draws, stats, 0, cls, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w,
+                 h, p32, patch_family)
         if no_kps and no_keypoints == NOKPS_IGNORE and not already_peak:
-            hm[cls, cy, cx] = np.float32(0.9999)
+            set_pixel(hm, draws, stats, 0, cls, cx, cy, 0.9999)
 
     if dense_hps_mask is not None:
         # element by element: an array-to-array slice copy makes numba compile its
@@ -285,7 +299,7 @@ def encode_multi_pose(boxes, classes, kps,
                 for x in range(W):
                     dense_hps_mask[2 * j + 1, y, x] = dense_hps_mask[2 * j, y, x]
     if rotated_quirk:
-        hm[:, :, :] = np.float32(0.9999)
+        set_all(hm, draws, stats, 0, 0.9999)
         reg_mask[:] = 0
         if write_hps:
             hps_mask[:, :] = 0
@@ -351,14 +365,16 @@ class MultiPoseEncoder(Encoder):
               no_keypoints=NOKPS_IGNORE if cfg.no_keypoints == "ignore" else NOKPS_CENTERNET,
               ignore_occluded_in_hm_hp=cfg.occluded_joints == "ignore_in_hm_hp",
               rotated_quirk=bool(a.rotated) and cfg.rotation == "centernet",
-              hm=t["hm"], wh=t["wh"], reg=t.get("reg", off["f2"]), ind=t["ind"],
+              hm=self._map(t, "hm"), wh=t["wh"], reg=t.get("reg", off["f2"]), ind=t["ind"],
               reg_mask=t["reg_mask"], hps=t.get("hps", off["f2"]),
-              hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t.get("hm_hp", off["f3"]),
+              hps_mask=t.get("hps_mask", off["u2"]), hm_hp=t["hm_hp"] if "hm_hp" in t else
+              self._sparse_maps.get("hm_hp", off["f3"]),
               hp_offset=t.get("hp_offset", off["f2"]), hp_ind=t.get("hp_ind", off["i1"]),
               hp_mask=t.get("hp_mask", off["i1"]), dense_hps=t.get("dense_hps"),
               dense_hps_mask=t.get("dense_hps_mask"),
-              write_reg="reg" in t, write_hps="hps" in t, write_hm_hp="hm_hp" in t,
-              write_hp_offset="hp_offset" in t, stats=stats, status=status)
+              write_reg="reg" in t, write_hps="hps" in t, write_hm_hp=cfg.hm_hp,
+              write_hp_offset="hp_offset" in t, draws=t.get("draws"), stats=stats,
+              status=status)
 
 
 class MultiPoseUnit(TaskUnit):

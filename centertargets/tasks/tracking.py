@@ -274,7 +274,7 @@ class TrackingConfig(BaseConfig):
             t.add("rotbin", (M, 2), I64, _DOCS["rotbin"])
             t.add("rotres", (M, 2), F32, _DOCS["rotres"])
             t.add("rot_mask", (M,), F32, _DOCS["rot_mask"])
-        return t.out
+        return self.sparse_spec(t.out)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """CenterTrack's heads (``opt.heads``): ``hm`` (C), ``reg``, ``wh``, ``tracking`` (2),

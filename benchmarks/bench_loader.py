@@ -1,0 +1,194 @@
+"""The batch path: DataLoader samples/s, bytes per sample and rendering, against upstream.
+
+Synthetic 640x480 JPEGs (ctdet: 3-30 objects of COCO's 80 classes; multi_pose: 5-15
+persons), upstream's training transform (random crop, flip, colour), 512 input / 128
+output, batch 16, ``default_collate``.  Measured in the same run, per task:
+
+* DataLoader samples/s with 0 and 2 workers (and every core where there are more) for
+  upstream's ``__getitem__`` (``bench_dataset.py``'s plain-numpy stand-in: image, colour,
+  normalisation and the targets), ours float32, ours ``input_dtype="uint8"``, and ours uint8 +
+  ``heatmaps="sparse"`` with the batch's heatmaps rendered in the main process on the CPU
+  (``render_heatmaps``, counted in the rate); the last row adds ``normalize_batch`` on the
+  CPU too, which a training run does on its GPU;
+* bytes per sample of each (everything but ``meta``);
+* rendering a batch of 32 on the CPU, against loading that batch (2 workers);
+* the targets of one sample, sparse, against the stand-in's target code.
+
+Nothing is asserted.  Run: ``python benchmarks/bench_loader.py`` (``make bench``);
+``--quick`` for a short run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
+from bench_dataset import (per_sample, upstream_style_ctdet_targets,  # noqa: E402
+                           upstream_style_input, upstream_style_pose_targets)
+
+from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
+                           MultiPoseConfig)
+from centertargets.coco import COCO_CATEGORY_IDS
+from centertargets.device import DeviceFeed, render_heatmaps
+from centertargets.synthetic import detection_scene, person_scene, to_coco
+
+BATCH = 16
+
+
+class UpstreamStyle(torch.utils.data.Dataset):
+    """Upstream's ``__getitem__`` as ``bench_dataset.py`` transcribes it, as a Dataset: the
+    float32 input and the dense targets, drawn with the same augmentation as ours."""
+
+    def __init__(self, ours: CenterNetDataset, path: Path, root: Path, task: str) -> None:
+        self.ours = ours
+        anns = json.loads(path.read_text())["annotations"]
+        ids = [ours.annotations(i).image_id for i in range(len(ours))]
+        self.anns = [[a for a in anns if a["image_id"] == iid] for iid in ids]
+        self.files = [str(root / ours.annotations(i).file_name) for i in range(len(ours))]
+        self.targets = upstream_style_pose_targets if task == "multi_pose" else \
+            upstream_style_ctdet_targets
+
+    def __len__(self) -> int:
+        return len(self.ours)
+
+    def __getitem__(self, i: int) -> dict:
+        p = self.ours.params(i)
+        inp, width = upstream_style_input(self.files[i], p)
+        out = self.targets(self.anns[i], width, p)
+        out["input"] = np.ascontiguousarray(inp, np.float32)
+        return out
+
+
+def write_dataset(folder: Path, task: str, n_images: int) -> Path:
+    rng = np.random.default_rng(0)
+    if task == "multi_pose":
+        scenes = [person_scene(i, num_people=int(rng.integers(5, 16))) for i in range(n_images)]
+    else:
+        scenes = [detection_scene(i, num_objects=int(rng.integers(3, 31)))
+                  for i in range(n_images)]
+    data = to_coco(scenes, categories="person" if task == "multi_pose" else "coco80")
+    for img in data["images"]:
+        pixels = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (9, 9), 3)
+        cv2.imwrite(str(folder / img["file_name"]), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    path = folder / f"{task}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def loader_rate(ds, workers: int, finish=None, rounds: int = 2) -> float:
+    """Samples/s of a DataLoader (batch 16) over ``ds`` after every worker has produced;
+    ``finish(batch)`` runs on each batch in the main process and is counted."""
+    loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, shuffle=False,
+                        persistent_workers=bool(workers))
+    for b in loader:                # start and warm every worker
+        if finish:
+            finish(b)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(rounds):
+        for b in loader:
+            if finish:
+                finish(b)
+            n += len(b["ind"])
+    rate = n / (time.perf_counter() - t0)
+    del loader
+    return rate
+
+
+def item_bytes(item: dict) -> int:
+    return sum(v.nbytes for k, v in item.items() if k != "meta")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2, help="passes over the images per rate")
+    ap.add_argument("--quick", action="store_true", help="32 images, one pass, 0 and 2 workers")
+    args = ap.parse_args()
+    if args.quick:
+        args.images, args.rounds = 32, 1
+    torch.set_num_threads(1)          # the main process leaves the cores to the workers
+    workers = sorted({0, 2, os.cpu_count() or 2}) if not args.quick else [0, 2]
+    lines = [f"batch path: 640x480 JPEGs, 512 input / 128 output, batch {BATCH}, "
+             f"{args.images} images, {os.cpu_count()} CPUs; samples/s (ratio to upstream's "
+             "stand-in in the same run)"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for task in ("ctdet", "multi_pose"):
+            path = write_dataset(root, task, args.images)
+            coco = CocoDataset.load(path, category_ids=COCO_CATEGORY_IDS if task == "ctdet"
+                                    else None)
+            cfg = CtdetConfig(output_size=(128, 128)) if task == "ctdet" else \
+                MultiPoseConfig(output_size=(128, 128))
+            sp = cfg.replace(heatmaps="sparse")
+            aug = AugmentConfig(train=True)
+            f32 = CenterNetDataset(coco, cfg, augment=aug, image_root=root)
+            u8 = CenterNetDataset(coco, cfg, augment=aug, image_root=root, input_dtype="uint8")
+            fast = CenterNetDataset(coco, sp, augment=aug, image_root=root, input_dtype="uint8")
+            up = UpstreamStyle(f32, path, root, task)
+            feed = DeviceFeed(fast)
+
+            def render(b, _sp=sp):
+                render_heatmaps(b, _sp)
+
+            variants = [("upstream stand-in", up, None), ("ours float32", f32, None),
+                        ("ours uint8", u8, None), ("ours uint8 + sparse + render", fast, render),
+                        ("  + normalize_batch on the CPU too", fast, feed)]
+            sizes = {name: item_bytes(ds[0]) for name, ds, _ in variants[:4]}
+            lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
+            header = "  " + f"{'':<36}" + "".join(f"{f'{w} workers':>18}" for w in workers) + \
+                f"{'bytes/sample':>15}"
+            lines.append(header)
+            base = {}
+            for name, ds, finish in variants:
+                cells = []
+                for w in workers:
+                    r = loader_rate(ds, w, finish, args.rounds)
+                    if name.startswith("upstream"):
+                        base[w] = r
+                        cells.append(f"{r:.0f}")
+                    else:
+                        cells.append(f"{r:.0f} ({r / base[w]:.1f}x)")
+                size = f"{sizes[name] / 1e6:.2f} MB" if name in sizes else ""
+                lines.append(f"  {name:<36}" + "".join(f"{c:>18}" for c in cells) + f"{size:>15}")
+                print(lines[-1], flush=True)
+            if task == "ctdet":
+                batch32 = next(iter(DataLoader(fast, batch_size=32)))
+                t_render = best_of(lambda: render_heatmaps(batch32, sp), 5, 3)
+                rate2 = loader_rate(fast, 2, render, args.rounds)
+                load32 = 32 / rate2
+                lines.append(f"  render a batch of 32 on the CPU: {t_render * 1e3:.1f} ms = "
+                             f"{100 * t_render / load32:.1f}% of loading it with 2 workers "
+                             f"({load32 * 1e3:.0f} ms)")
+                ds_t = CenterNetDataset(coco, sp, augment=aug)
+                params = [ds_t.params(i) for i in range(len(ds_t))]
+                anns = json.loads(path.read_text())["annotations"]
+                by_image = [[a for a in anns if a["image_id"] == ds_t.annotations(i).image_id]
+                            for i in range(len(ds_t))]
+                n = len(ds_t)
+                t_sparse = per_sample(lambda i: ds_t.item(i, params[i]), n, 5)
+                t_enc = per_sample(lambda i: ds_t._targets(ds_t.annotations(i), params[i],
+                                                           (128, 128)), n, 5)
+                t_up = per_sample(lambda i: upstream_style_ctdet_targets(by_image[i], 640,
+                                                                        params[i]), n, 3)
+                lines.append(f"  targets of one sample, sparse: item {t_sparse * 1e6:.0f} us "
+                             f"({t_up / t_sparse:.0f}x), encode alone {t_enc * 1e6:.0f} us "
+                             f"({t_up / t_enc:.0f}x); upstream stand-in {t_up * 1e3:.2f} ms")
+            print(lines[-1], flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Heatmap writes that either draw into a dense map or append a row to a draw list.
+
+A task kernel that supports sparse heatmaps takes ``draws`` next to its maps:
+``None`` for dense targets (numba prunes the recording branch, and the kernel
+compiles to the plain drawing code), or an int32 ``(R, 8)`` array to which each
+write of a heatmap appends one row instead.  The dense map argument is then a
+stand-in that only carries its shape (never read or written).  Rows, in the
+order the writes happened (:mod:`centertargets.sparse` documents the format and
+renders them):
+
+====  =====  =======  ====  ====  ======  ======  ======
+op    map    channel  c0    c1    c2      c3      c4
+====  =====  =======  ====  ====  ======  ======  ======
+1     m      c        cx    cy    family  a       b         max with a Gaussian patch
+2     m      c or -1  x0    y0    x1      y1      bits      max with a constant over a box
+3     m      c or -1  x0    y0    x1      y1      bits      set a box to a constant
+====  =====  =======  ====  ====  ======  ======  ======
+
+``family``/``a``/``b`` name the patch (``FAM_*``); boxes are ``[x0, x1) x [y0, y1)``;
+``bits`` is the float32 constant's bit pattern; channel -1 is every channel of
+map ``m``.  Unused rows are all zero (op 0).  The count of rows is kept in
+``stats[S_DRAWS]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+from .encode import S_DRAWS, S_DRAWS_LOST, draw_peak, draw_point
+
+OP_PATCH = 1
+OP_MAX = 2
+OP_SET = 3
+DRAW_COLUMNS = 8
+
+#: Patch families: umich patches of radius ``a`` from CenterNet's table (float64 values rounded
+#: once), mmdetection's torch float32 table, MSRA windows of integer sigma ``a``, TTFNet's
+#: elliptic Gaussians of radii ``(a, b)`` = ``(rx, ry)``.
+FAM_UMICH = 1
+FAM_MMDET = 2
+FAM_MSRA = 3
+FAM_ELLIPTIC = 4
+
+
+@jit
+def float_bits(v):
+    """The bit pattern of ``float32(v)`` as an int32 (how constants travel in a row)."""
+    a = np.empty(1, np.float32)
+    a[0] = v
+    return a.view(np.int32)[0]
+
+
+@jit
+def push(draws, stats, op, m, c, v0, v1, v2, v3, v4):
+    """Append one row to ``draws``; counts it in ``stats``, or as lost when full."""
+    n = stats[S_DRAWS]
+    if n >= draws.shape[0]:
+        stats[S_DRAWS_LOST] += 1
+        return
+    row = draws[n]
+    row[0] = op
+    row[1] = m
+    row[2] = c
+    row[3] = v0
+    row[4] = v1
+    row[5] = v2
+    row[6] = v3
+    row[7] = v4
+    stats[S_DRAWS] = n + 1
+
+
+@jit
+def put_peak(hm, draws, stats, m, c, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h,
+             p32, family):
+    """An object centre in channel ``c`` of map ``m`` (:func:`~.encode.draw_peak`), or its row."""
+    if draws is None:
+        draw_peak(hm[c], cx, cy, radius, msra, msra_sigma, elliptic_alpha, w, h, p32)
+    elif msra is not None:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, FAM_MSRA, int(msra_sigma), 0)
+    elif elliptic_alpha is not None:
+        rx = max(0, int(elliptic_alpha * w / 2.0))
+        ry = max(0, int(elliptic_alpha * h / 2.0))
+        push(draws, stats, OP_PATCH, m, c, cx, cy, FAM_ELLIPTIC, rx, ry)
+    else:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, family, radius, 0)
+
+
+@jit
+def put_point(hm, draws, stats, m, c, cx, cy, radius, msra, msra_sigma, p32, family):
+    """A joint in channel ``c`` of map ``m`` (:func:`~.encode.draw_point`), or its row."""
+    if draws is None:
+        draw_point(hm[c], cx, cy, radius, msra, msra_sigma, p32)
+    elif msra is not None:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, FAM_MSRA, int(msra_sigma), 0)
+    else:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, family, radius, 0)
+
+
+@jit
+def set_pixel(hm, draws, stats, m, c, x, y, value):
+    """``hm[c, y, x] = value``, or its row."""
+    if draws is None:
+        hm[c, y, x] = np.float32(value)
+    else:
+        push(draws, stats, OP_SET, m, c, x, y, x + 1, y + 1, float_bits(value))
+
+
+@jit
+def set_all(hm, draws, stats, m, value):
+    """Every pixel of every channel of ``hm`` set to ``value``, or its row."""
+    if draws is None:
+        hm[:, :, :] = np.float32(value)
+    else:
+        push(draws, stats, OP_SET, m, -1, 0, 0, hm.shape[2], hm.shape[1], float_bits(value))
+
+
+@jit
+def peak_at(hm, draws, stats, m, c, x, y):
+    """Whether pixel ``(x, y)`` of channel ``c`` already holds 1.0 (a centre drawn there).
+
+    Dense: reads ``hm``.  Sparse: the latest row that decides it, read backwards: a set box
+    over the pixel (its constant), a max box over it with a constant >= 1, or a patch centred
+    there (every family's centre value is 1.0).
+    """
+    if draws is None:
+        return hm[c, y, x] == 1.0
+    one = float_bits(1.0)
+    for i in range(stats[S_DRAWS] - 1, -1, -1):
+        row = draws[i]
+        if row[1] != m or (row[2] != c and row[2] != -1):
+            continue
+        if row[0] == OP_PATCH:
+            if row[3] == x and row[4] == y:
+                return True
+        elif row[3] <= x < row[5] and row[4] <= y < row[6]:
+            v = np.empty(1, np.int32)
+            v[0] = row[7]
+            value = v.view(np.float32)[0]
+            if row[0] == OP_SET:
+                return row[7] == one
+            if value >= 1.0:
+                return True
+    return False

@@ -1,0 +1,171 @@
+"""Sparse heatmaps: the draw list a worker sends instead of the dense maps (numpy side).
+
+With ``config.replace(heatmaps="sparse")`` an encoder (and a
+:class:`~centertargets.CenterNetDataset`) returns, instead of ``hm`` (and
+``hm_hp``), one int32 array ``draws`` of shape ``(R, 8)``: every write the
+encoder would have made to those maps, in order, one row each (R from
+``config.sparse_layout().rows``, unused rows zero, so ``default_collate``
+stacks them).  A ctdet sample's 5.2 MB ``hm`` (80 x 128 x 128 float32) becomes
+4 KB; the training device renders the batch
+(:func:`centertargets.device.render_heatmaps`), bit for bit the dense
+encoder's maps.  Row layout (columns):
+
+====  =====  =======  ====  ====  ======  ======  ======
+op    map    channel  c0    c1    c2      c3      c4
+====  =====  =======  ====  ====  ======  ======  ======
+1     m      c        cx    cy    family  a       b         max with a patch centred at (cx, cy)
+2     m      c or -1  x0    y0    x1      y1      bits      max with a constant over a box
+3     m      c or -1  x0    y0    x1      y1      bits      set a box to a constant
+====  =====  =======  ====  ====  ======  ======  ======
+
+``m`` indexes ``config.sparse_layout().maps``; a box is ``[x0, x1) x [y0, y1)``,
+clipped to the map; ``bits`` is a float32's bit pattern; channel -1 means every
+channel.  A patch (:func:`patch`) is named by its family and two integers:
+``FAM_UMICH`` (CenterNet's Gaussian of radius ``a``), ``FAM_MMDET``
+(mmdetection's float32 values), ``FAM_MSRA`` (the fixed window of integer sigma
+``a``), ``FAM_ELLIPTIC`` (TTFNet, radii ``a`` = x and ``b`` = y).  Max rows
+commute; a set row does not, so a renderer applies the max rows before a set
+row, the set row, then the rest (only CenterNet's ``no_keypoints="ignore"``
+centres and its rotation quirk write set rows).
+
+:func:`render` draws one sample's list with numpy (a reference, and for a look
+at one item); :func:`centertargets.device.render_heatmaps` renders batches with
+torch on any device.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import numpy as np
+
+from .kernels.canvas import (DRAW_COLUMNS, FAM_ELLIPTIC, FAM_MMDET, FAM_MSRA, FAM_UMICH,
+                             OP_MAX, OP_PATCH, OP_SET)
+from .kernels.gaussian import (draw_elliptic, get_patch32, mmdet_patch_table32, msra_patch,
+                               patch_table32)
+
+__all__ = ["patch", "render", "check_draws", "FAM_UMICH", "FAM_MMDET", "FAM_MSRA",
+           "FAM_ELLIPTIC", "OP_PATCH", "OP_MAX", "OP_SET", "DRAW_COLUMNS"]
+
+#: Largest patch radius a draw row may name (a patch of a larger radius covers more than any
+#: map this package accepts needs; :func:`patch` refuses it instead of allocating it).
+MAX_PATCH_RADIUS = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def patch(family: int, a: int, b: int = 0) -> np.ndarray:
+    """The float32 patch a draw row names, ``(2 ry + 1, 2 rx + 1)``, centred on its middle
+    pixel: the very values the dense encoder writes with ``max`` (read-only, cached).
+
+    ``FAM_UMICH``/``FAM_MMDET``: radius ``a`` (the encoders' tables, or the kernels'
+    computation beyond them); ``FAM_MSRA``: integer sigma ``a``, radius ``3a``;
+    ``FAM_ELLIPTIC``: radii ``a`` (x) and ``b`` (y).
+    """
+    family, a, b = int(family), int(a), int(b)
+    if not (0 <= a <= MAX_PATCH_RADIUS and 0 <= b <= MAX_PATCH_RADIUS):
+        raise ValueError(f"patch parameters ({a}, {b}) of family {family}: expected integers "
+                         f"in [0, {MAX_PATCH_RADIUS}]")
+    if family in (FAM_UMICH, FAM_MMDET):
+        table = mmdet_patch_table32() if family == FAM_MMDET else patch_table32()
+        d = 2 * a + 1
+        p = np.array(get_patch32(a, table), np.float32).reshape(d, d)
+    elif family == FAM_MSRA:
+        if a < 1:
+            raise ValueError(f"MSRA patch sigma {a}: expected an integer >= 1")
+        p = msra_patch(float(a))
+    elif family == FAM_ELLIPTIC:
+        p = np.zeros((2 * b + 1, 2 * a + 1), np.float32)
+        draw_elliptic(p, a, b, a, b, 1.0)
+    else:
+        raise ValueError(f"patch family {family}: expected one of FAM_UMICH ({FAM_UMICH}), "
+                         f"FAM_MMDET ({FAM_MMDET}), FAM_MSRA ({FAM_MSRA}), FAM_ELLIPTIC "
+                         f"({FAM_ELLIPTIC})")
+    p.flags.writeable = False
+    return p
+
+
+def check_draws(draws: np.ndarray, shapes: list[tuple[int, int, int]]) -> None:
+    """Raise ValueError naming the first row of ``draws`` (R, 8) (or (B, R, 8)) that names an
+    unknown op or map, a channel outside its map, or a box with x1 < x0 or y1 < y0."""
+    d = np.asarray(draws)
+    if d.ndim not in (2, 3) or d.shape[-1] != DRAW_COLUMNS or d.dtype.kind not in "iu":
+        raise ValueError(f"draws is {d.dtype} {d.shape}: expected integer rows of "
+                         f"{DRAW_COLUMNS} columns, (R, 8) or (B, R, 8)")
+    rows = d.reshape(-1, DRAW_COLUMNS).astype(np.int64)
+    op, m, c = rows[:, 0], rows[:, 1], rows[:, 2]
+    nmaps = len(shapes)
+    chans = np.array([s[0] for s in shapes] + [0], np.int64)[np.clip(m, 0, nmaps)]
+    is_box = (op == OP_MAX) | (op == OP_SET)
+    bad = ~np.isin(op, (0, OP_PATCH, OP_MAX, OP_SET))
+    live = op != 0
+    bad |= live & ((m < 0) | (m >= nmaps))
+    bad |= live & ~(((c >= 0) & (c < chans)) | (is_box & (c == -1)))
+    bad |= is_box & ((rows[:, 5] < rows[:, 3]) | (rows[:, 6] < rows[:, 4]))
+    bad |= (op == OP_PATCH) & ((rows[:, 6] < 0) | (rows[:, 7] < 0)
+                               | (rows[:, 6] > MAX_PATCH_RADIUS)
+                               | (rows[:, 7] > MAX_PATCH_RADIUS))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where = ", ".join(str(int(v)) for v in np.unravel_index(i, d.shape[:-1]))
+        o, mi, ci = (int(v) for v in rows[i, :3])
+        if o not in (0, OP_PATCH, OP_MAX, OP_SET):
+            why = f"op {o}: expected 0 (unused), {OP_PATCH} (patch), {OP_MAX} (max box) or " \
+                  f"{OP_SET} (set box)"
+        elif not 0 <= mi < nmaps:
+            why = f"map {mi}: expected a map index in [0, {nmaps})"
+        elif not (0 <= ci < chans[i] or (is_box[i] and ci == -1)):
+            why = f"channel {ci}: expected a channel in [0, {chans[i]})" + \
+                (" or -1 (all)" if is_box[i] else "")
+        elif is_box[i]:
+            why = "box: expected x0 <= x1 and y0 <= y1"
+        else:
+            why = f"patch radius: expected integers in [0, {MAX_PATCH_RADIUS}]"
+        raise ValueError(f"draws[{where}]={rows[i].tolist()}: {why} (rows: centertargets.sparse)")
+
+
+def render(targets: Mapping[str, Any], config: Any) -> dict[str, Any]:
+    """One sample's targets with ``draws`` rendered to its dense maps (numpy, float32).
+
+    ``targets``: an encoder's (or a dataset item's) targets from a ``heatmaps="sparse"``
+    config; returns a new dict without ``draws`` and with the maps of
+    ``config.sparse_layout().maps`` (the other entries shared).  Bit for bit the dense
+    encoder's maps.  For batches on a training device use
+    :func:`centertargets.device.render_heatmaps`.
+    """
+    layout = config.sparse_layout()
+    out = dict(targets)
+    if config.heatmaps != "sparse" or not layout.maps:
+        return out
+    dense = config.dense_spec()
+    maps = [dense[m].zeros() for m in layout.maps]
+    draws = np.asarray(out.pop("draws"))
+    check_draws(draws, [mp.shape for mp in maps])
+    if draws.ndim != 2:
+        raise ValueError(f"draws has shape {draws.shape}: expected one sample's (R, 8)")
+    bits = draws[:, 7].astype(np.int32).view(np.float32)
+    for row, value in zip(draws.tolist(), bits.tolist()):
+        op, m, c = row[0], row[1], row[2]
+        if op == 0:
+            continue
+        hm = maps[m]
+        _, H, W = hm.shape
+        if op == OP_PATCH:
+            p = patch(row[5], row[6], row[7])
+            ry, rx = p.shape[0] // 2, p.shape[1] // 2
+            cx, cy = row[3], row[4]
+            y0, y1 = max(cy - ry, 0), min(cy + ry + 1, H)
+            x0, x1 = max(cx - rx, 0), min(cx + rx + 1, W)
+            if y0 < y1 and x0 < x1:
+                region = hm[c, y0:y1, x0:x1]
+                np.maximum(region, p[y0 - cy + ry:y1 - cy + ry, x0 - cx + rx:x1 - cx + rx],
+                           out=region)
+            continue
+        ch = slice(None) if c == -1 else slice(c, c + 1)
+        box = (ch, slice(max(row[4], 0), min(row[6], H)), slice(max(row[3], 0), min(row[5], W)))
+        if op == OP_SET:
+            hm[box] = np.float32(value)
+        else:
+            np.maximum(hm[box], np.float32(value), out=hm[box])
+    out.update(zip(layout.maps, maps))
+    return out

@@ -1,0 +1,257 @@
+"""Sparse heatmaps (``heatmaps="sparse"``): draw lists out of the encoders, rendered bit for bit.
+
+The contract: for every configuration, the maps rendered from ``draws`` (numpy's reference
+renderer and torch's batch renderer) equal the dense encoder's maps exactly, and every other
+target and the report are the dense encoder's too.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
+                           MultiPoseConfig, RadiusConfig, sparse)
+from centertargets.compare import load_fixture
+from centertargets.compat import centernet, centertrack
+from centertargets.device import DeviceFeed, normalize_batch, render_heatmaps
+from centertargets.encoders import Annotations
+from centertargets.synthetic import detection_scene, person_scene, to_coco
+from centertargets.tasks import make_encoder
+
+from conftest import need_reference, reference_files, supported
+
+
+def _quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)       # a dense fallback's warning
+        return fn(*args, **kw)
+
+
+def _both_renderers(sparse_targets, config):
+    """Each renderer's dense targets: numpy's one sample, torch's as a batch of one."""
+    by_numpy = sparse.render(sparse_targets, config)
+    batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in sparse_targets.items()}
+    by_torch = {k: v[0].numpy() for k, v in render_heatmaps(batch, config).items()}
+    return by_numpy, by_torch
+
+
+def _assert_same(dense, rendered, what):
+    assert set(rendered) == set(dense), what
+    for k, want in dense.items():
+        got = np.asarray(rendered[k])
+        assert got.dtype == want.dtype and got.shape == want.shape, (what, k)
+        np.testing.assert_array_equal(got, want, err_msg=f"{what}: {k}")
+
+
+@pytest.mark.parametrize("path", reference_files(supported()))
+def test_every_centernet_fixture_renders_bit_for_bit(path):
+    """Each scene fixture through the sparse encoder, rendered, equals the dense encoder's
+    targets (which test_reference holds to upstream's), and upstream's own maps."""
+    meta, expected = load_fixture(need_reference(path))
+    dense, dense_report = centernet.encode_sample_with_report(meta)
+    got, report = _quiet(centernet.encode_sample_with_report, meta, "sparse")
+    assert report.as_dict() == dense_report.as_dict()
+    config = _quiet(centernet.config_from_meta(meta).replace, heatmaps="sparse")
+    for name, rendered in zip(("numpy", "torch"), _both_renderers(got, config)):
+        _assert_same(dense, rendered, f"{path.stem} ({name})")
+        for k in config.sparse_layout().maps:
+            np.testing.assert_allclose(rendered[k], expected[k], rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", reference_files(("track_",)))
+def test_every_tracking_fixture_keeps_its_maps(path):
+    """Tracking draws its maps densely only: with heatmaps='sparse' the sample is the dense
+    one, maps included (the documented fallback), and rendering leaves it alone."""
+    meta, _ = load_fixture(need_reference(path))
+    dense = {k: v for k, v in centertrack.replay(meta).items() if k != "meta"}
+    with pytest.warns(UserWarning, match="densely only"):
+        item = centertrack.replay(meta, heatmaps="sparse")
+    got = {k: v for k, v in item.items() if k != "meta"}
+    config = centertrack.config_from_meta(meta).replace(heatmaps="sparse")
+    _assert_same(dense, sparse.render(got, config), path.stem)
+
+
+def _random_annotations(rng, config, rotated=False):
+    n = int(rng.integers(0, 40))
+    W, H = config.output_size
+    xy = rng.uniform(-0.2, 1.1, (n, 2)) * (W, H)
+    wh = rng.uniform(0, 0.5, (n, 2)) * (W, H) * (rng.random((n, 1)) < 0.9)  # some degenerate
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    classes = rng.integers(0, config.num_classes, n)
+    if config.task == "ctdet":
+        return Annotations(boxes, classes)
+    J = config.num_joints
+    xyj = rng.uniform(-0.1, 1.1, (n, J, 2)) * (W, H)
+    v = rng.integers(0, 3, (n, J, 1)) * (rng.random((n, 1, 1)) < 0.7)      # persons without
+    return Annotations(boxes, classes, np.concatenate([xyj, v], 2).astype(np.float32), rotated)
+
+
+CONFIGS = [
+    *(CtdetConfig(output_size=(96, 72), num_classes=4, heatmap=h) for h in
+      ("umich", "msra", "elliptic", "mmdet")),
+    CtdetConfig(output_size=(64, 64), num_classes=3, radius=RadiusConfig("corrected")),
+    CtdetConfig(output_size=(64, 64), num_classes=3, radius=RadiusConfig.mmdet(),
+                heatmap="mmdet", cat_spec_wh=True, with_cat=True),
+    CtdetConfig(output_size=(64, 56), num_classes=2, radius=RadiusConfig(min_radius=52)),
+    *(MultiPoseConfig(output_size=(72, 96), num_joints=5, heatmap=h, no_keypoints=nk,
+                      hm_hp=hp, rotation=rot)
+      for h in ("umich", "msra") for nk in ("centernet", "ignore") for hp in (True, False)
+      for rot in ("centernet", "corners")),
+    MultiPoseConfig(output_size=(64, 64), num_classes=2, num_joints=3, heatmap="elliptic",
+                    occluded_joints="ignore_in_hm_hp", max_objs=8),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe()[:60] + c.heatmap)
+def test_random_batches_render_to_the_dense_targets(config, threads):
+    """Random scenes (objects off the map, degenerate boxes, persons without keypoints, the
+    rotation quirk, radii beyond the patch table, overflow), rendered as one batch."""
+    rng = np.random.default_rng(len(config.describe()))
+    sc = config.replace(heatmaps="sparse")
+    dense_enc, sparse_enc = make_encoder(config), make_encoder(sc)
+    dense, got = [], []
+    for i in range(10):
+        a = _random_annotations(rng, config, rotated=i % 3 == 0)
+        d, rd = dense_enc.encode_annotations(a)
+        s, rs = sparse_enc.encode_annotations(a)
+        assert rs.as_dict() == rd.as_dict()
+        _assert_same(d, sparse.render(s, sc), f"sample {i}")
+        dense.append(d)
+        got.append(s)
+    batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
+    rendered = render_heatmaps(batch, sc)
+    _assert_same({k: np.stack([d[k] for d in dense]) for k in dense[0]},
+                 {k: v.numpy() for k, v in rendered.items()}, config.describe())
+
+
+def test_sparse_targets_are_small_and_name_their_maps():
+    cfg = CtdetConfig(output_size=(128, 128), num_classes=80, heatmaps="sparse")
+    spec = make_encoder(cfg).spec
+    assert "hm" not in spec and spec["draws"].shape == (128, 8)
+    assert sum(np.prod(s.shape) * s.dtype.itemsize for s in spec.values()) < 10_000
+    assert cfg.dense_spec()["hm"].shape == (80, 128, 128)
+    pose = MultiPoseConfig(heatmaps="sparse")
+    assert pose.sparse_layout().maps == ("hm", "hm_hp")
+    assert "hm_hp" not in pose.spec() and "hm_hp" in pose.dense_spec()
+
+
+@pytest.mark.parametrize("config", [CtdetConfig(dense_wh=True), MultiPoseConfig(dense_hp=True)],
+                         ids=["dense_wh", "dense_hp"])
+def test_configs_that_read_their_maps_stay_dense_and_say_so(config):
+    sc = config.replace(heatmaps="sparse")
+    with pytest.warns(UserWarning, match="stay dense"):
+        enc = make_encoder(sc)
+    assert "hm" in enc.spec and "draws" not in enc.spec
+    batch = {"hm": torch.ones(1)}
+    assert render_heatmaps(batch, sc) == batch
+
+
+def test_bad_draw_rows_are_refused_by_name():
+    cfg = CtdetConfig(output_size=(16, 16), num_classes=2, max_objs=4, heatmaps="sparse")
+    good = make_encoder(cfg).encode(np.array([[2, 2, 9, 9]], np.float32), np.array([1]))
+    for col, value, what in ((0, 7, "op"), (1, 3, "map"), (2, 2, "channel"), (6, -1, "radius")):
+        bad = good["draws"].copy()
+        bad[0, col] = value
+        with pytest.raises(ValueError, match=r"draws\[0\]=.*" + what):
+            sparse.render(dict(good, draws=bad), cfg)
+        with pytest.raises(ValueError, match=r"draws\[0, 0\]=.*" + what):
+            render_heatmaps({"draws": torch.as_tensor(bad)[None]}, cfg)
+    with pytest.raises(KeyError, match="no 'draws'"):
+        render_heatmaps({"ind": torch.zeros(1, 4)}, cfg)
+    with pytest.raises(ValueError, match=r"out\['hm'\]"):
+        render_heatmaps({"draws": torch.as_tensor(good["draws"])[None]}, cfg,
+                        out={"hm": torch.zeros(1, 2, 16, 15)})
+    out = {"hm": torch.full((1, 2, 16, 16), 5.0)}           # reused buffers are zeroed first
+    r = render_heatmaps({"draws": torch.as_tensor(good["draws"])[None]}, cfg, out=out)
+    assert r["hm"] is out["hm"] and float(r["hm"].max()) == 1.0 and float(r["hm"][0, 0].sum()) == 0
+
+
+def test_chunked_rendering_equals_one_pass(monkeypatch):
+    """The renderer expands pixels in chunks; chunks of a few pixels give the same maps."""
+    import centertargets.device as device
+
+    cfg = MultiPoseConfig(output_size=(48, 48), num_joints=4, heatmaps="sparse")
+    enc = make_encoder(cfg)
+    rng = np.random.default_rng(5)
+    items = [enc.encode_annotations(_random_annotations(rng, cfg, i == 1))[0] for i in range(3)]
+    batch = {"draws": torch.as_tensor(np.stack([t["draws"] for t in items]))}
+    whole = render_heatmaps(batch, cfg)
+    monkeypatch.setattr(device, "RENDER_CHUNK", 7)
+    pieces = render_heatmaps(batch, cfg)
+    for k in cfg.sparse_layout().maps:
+        assert torch.equal(whole[k], pieces[k])
+
+
+def _coco_with_images(tmp_path, scenes, categories):
+    data = to_coco(scenes, categories)
+    rng = np.random.default_rng(9)
+    for im in data["images"]:
+        img = rng.integers(0, 256, (im["height"], im["width"], 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / im["file_name"]), img)
+    return CocoDataset(data)
+
+
+def _datasets(tmp_path, task):
+    if task == "ctdet":
+        scenes = [detection_scene(i, 12, image_size=(160, 120)) for i in range(4)]
+        config = CtdetConfig(output_size=(64, 64), num_classes=80)
+        coco = _coco_with_images(tmp_path, scenes, "coco80")
+    else:
+        scenes = [person_scene(i, 4, image_size=(160, 120)) for i in range(4)]
+        config = MultiPoseConfig(output_size=(64, 64))
+        coco = _coco_with_images(tmp_path, scenes, "person")
+    aug = AugmentConfig(train=True)
+    dense = CenterNetDataset(coco, config, augment=aug, image_root=tmp_path, seed=1)
+    fast = CenterNetDataset(coco, config.replace(heatmaps="sparse"), augment=aug,
+                            image_root=tmp_path, seed=1, input_dtype="uint8")
+    return dense, fast
+
+
+@pytest.mark.parametrize("task", ["ctdet", "multi_pose"])
+def test_device_feed_equals_the_float32_dense_path(tmp_path, task):
+    """uint8 input + sparse targets through a DataLoader (2 workers) and DeviceFeed: targets
+    bit for bit the dense dataset's, input within 1e-6, loss equal."""
+    from torch.utils.data import DataLoader
+
+    from centertargets.losses import make_loss
+
+    dense, fast = _datasets(tmp_path, task)
+    ref = next(iter(DataLoader(dense, batch_size=4)))
+    batch = next(iter(DataLoader(fast, batch_size=4, num_workers=2)))
+    assert "draws" in batch and "hm" not in batch
+    inp, targets = DeviceFeed(fast)(batch)
+    assert inp.dtype == torch.float32
+    torch.testing.assert_close(inp, ref["input"], rtol=0, atol=1e-6)
+    for k, v in ref.items():
+        if k not in ("input", "meta"):
+            assert torch.equal(targets[k], v), k
+    heads = {n: torch.randn((4, c) + tuple(reversed(fast.config.output_size)))
+             for n, c in fast.config.heads().items()}
+    want, _ = make_loss(dense.config)(heads, ref)
+    got_sparse, _ = make_loss(fast.config)(heads, batch)       # the loss renders draws itself
+    got_dense, _ = make_loss(fast.config)(heads, targets)
+    assert torch.equal(want, got_sparse) and torch.equal(want, got_dense)
+
+
+def test_sparse_item_bytes(tmp_path):
+    """A 512x512 ctdet item of 80 classes: under 1 MB with uint8 input + sparse targets."""
+    coco = _coco_with_images(tmp_path, [detection_scene(0, 30)], "coco80")
+    cfg = CtdetConfig(output_size=(128, 128), num_classes=80, heatmaps="sparse")
+    item = CenterNetDataset(coco, cfg, image_root=tmp_path, input_dtype="uint8")[0]
+    nbytes = sum(v.nbytes for k, v in item.items() if k != "meta")
+    assert nbytes < 1 << 20, nbytes
+    assert item["input"].nbytes == 3 * 512 * 512
+    np.testing.assert_array_equal(
+        sparse.render({k: v for k, v in item.items() if k not in ("input", "meta")}, cfg)["hm"],
+        CenterNetDataset(coco, cfg.replace(heatmaps="dense"))[0]["hm"])
+    # the uint8 image normalises to the float32 path's input
+    ref = CenterNetDataset(coco, cfg.replace(heatmaps="dense"), image_root=tmp_path)[0]
+    batch_meta = {"color": {k: torch.as_tensor(np.asarray(v))[None]
+                            for k, v in item["meta"]["color"].items()}}
+    x = normalize_batch(torch.as_tensor(item["input"])[None], batch_meta)
+    torch.testing.assert_close(x[0], torch.as_tensor(ref["input"]), rtol=0, atol=1e-6)
