@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_memory.py
 	$(VENV)/bin/python benchmarks/bench_tasks.py
 	$(VENV)/bin/python benchmarks/bench_tracking.py
+	$(VENV)/bin/python benchmarks/bench_loader.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,10 +8,12 @@ output, batch 16, ``default_collate``.  Measured in the same run, per task:
   upstream's ``__getitem__`` (``bench_dataset.py``'s plain-numpy stand-in: image, colour,
   normalisation and the targets), ours float32, ours ``input_dtype="uint8"``, and ours uint8 +
   ``heatmaps="sparse"`` with the batch's heatmaps rendered in the main process on the CPU
-  (``render_heatmaps``, counted in the rate); the last row adds ``normalize_batch`` on the
-  CPU too, which a training run does on its GPU;
+  (a ``HeatmapRenderer``, counted in the rate; then ``render_heatmaps`` into fresh tensors);
+  ``normalize_batch`` is left to the training device (on a CPU it costs more than the
+  whole sample: it is meant for a GPU);
 * bytes per sample of each (everything but ``meta``);
-* rendering a batch of 32 on the CPU, against loading that batch (2 workers);
+* rendering a batch of 32 on the CPU, against loading that batch (2 workers), and the
+  scatter a GPU runs, timed on the CPU;
 * the targets of one sample, sparse, against the stand-in's target code.
 
 Nothing is asserted.  Run: ``python benchmarks/bench_loader.py`` (``make bench``);
@@ -41,7 +43,7 @@ from bench_dataset import (per_sample, upstream_style_ctdet_targets,  # noqa: E4
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig)
 from centertargets.coco import COCO_CATEGORY_IDS
-from centertargets.device import DeviceFeed, render_heatmaps
+from centertargets.device import HeatmapRenderer, render_heatmaps
 from centertargets.synthetic import detection_scene, person_scene, to_coco
 
 BATCH = 16
@@ -114,11 +116,12 @@ def item_bytes(item: dict) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=2, help="passes over the images per rate")
+    ap.add_argument("--rounds", type=int, default=1, help="passes over the images per rate")
+    ap.add_argument("--repeat", type=int, default=2, help="rates per cell (the best is shown)")
     ap.add_argument("--quick", action="store_true", help="32 images, one pass, 0 and 2 workers")
     args = ap.parse_args()
     if args.quick:
-        args.images, args.rounds = 32, 1
+        args.images, args.rounds, args.repeat = 32, 1, 1
     torch.set_num_threads(1)          # the main process leaves the cores to the workers
     workers = sorted({0, 2, os.cpu_count() or 2}) if not args.quick else [0, 2]
     lines = [f"batch path: 640x480 JPEGs, 512 input / 128 output, batch {BATCH}, "
@@ -138,40 +141,50 @@ def main() -> None:
             u8 = CenterNetDataset(coco, cfg, augment=aug, image_root=root, input_dtype="uint8")
             fast = CenterNetDataset(coco, sp, augment=aug, image_root=root, input_dtype="uint8")
             up = UpstreamStyle(f32, path, root, task)
-            feed = DeviceFeed(fast)
+            kept = HeatmapRenderer(sp)
 
-            def render(b, _sp=sp):
+            def fresh(b, _sp=sp):
                 render_heatmaps(b, _sp)
 
             variants = [("upstream stand-in", up, None), ("ours float32", f32, None),
-                        ("ours uint8", u8, None), ("ours uint8 + sparse + render", fast, render),
-                        ("  + normalize_batch on the CPU too", fast, feed)]
+                        ("ours uint8", u8, None),
+                        ("ours uint8 + sparse + render", fast, kept),
+                        ("  render into fresh tensors", fast, fresh)]
             sizes = {name: item_bytes(ds[0]) for name, ds, _ in variants[:4]}
             lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
             header = "  " + f"{'':<36}" + "".join(f"{f'{w} workers':>18}" for w in workers) + \
                 f"{'bytes/sample':>15}"
             lines.append(header)
-            base = {}
+            # best of `repeat` rates per cell, the variants taking turns (this machine's speed
+            # drifts by 2x within minutes; a drift then hits every variant alike)
+            rates = {(name, w): 0.0 for name, _, _ in variants for w in workers}
+            for _ in range(args.repeat):
+                for name, ds, finish in variants:
+                    for w in workers:
+                        rates[name, w] = max(rates[name, w],
+                                             loader_rate(ds, w, finish, args.rounds))
+            base = {w: rates["upstream stand-in", w] for w in workers}
             for name, ds, finish in variants:
                 cells = []
                 for w in workers:
-                    r = loader_rate(ds, w, finish, args.rounds)
-                    if name.startswith("upstream"):
-                        base[w] = r
-                        cells.append(f"{r:.0f}")
-                    else:
-                        cells.append(f"{r:.0f} ({r / base[w]:.1f}x)")
+                    r = rates[name, w]
+                    cells.append(f"{r:.0f}" if name.startswith("upstream") else
+                                 f"{r:.0f} ({r / base[w]:.1f}x)")
                 size = f"{sizes[name] / 1e6:.2f} MB" if name in sizes else ""
                 lines.append(f"  {name:<36}" + "".join(f"{c:>18}" for c in cells) + f"{size:>15}")
                 print(lines[-1], flush=True)
             if task == "ctdet":
                 batch32 = next(iter(DataLoader(fast, batch_size=32)))
-                t_render = best_of(lambda: render_heatmaps(batch32, sp), 5, 3)
-                rate2 = loader_rate(fast, 2, render, args.rounds)
-                load32 = 32 / rate2
-                lines.append(f"  render a batch of 32 on the CPU: {t_render * 1e3:.1f} ms = "
-                             f"{100 * t_render / load32:.1f}% of loading it with 2 workers "
-                             f"({load32 * 1e3:.0f} ms)")
+                renderer = HeatmapRenderer(sp)
+                t_kept = best_of(lambda: renderer(batch32), 5, 4)
+                t_fresh = best_of(lambda: render_heatmaps(batch32, sp), 5, 2)
+                t_scatter = best_of(lambda: render_heatmaps(batch32, sp, method="scatter"), 3, 2)
+                load32 = 32 / loader_rate(fast, 2, kept, args.rounds)
+                lines.append(f"  render a batch of 32 on the CPU: {t_kept * 1e3:.1f} ms "
+                             f"(HeatmapRenderer) = {100 * t_kept / load32:.1f}% of loading it "
+                             f"with 2 workers ({load32 * 1e3:.0f} ms); into fresh tensors "
+                             f"{t_fresh * 1e3:.0f} ms; the scatter (what a GPU runs) "
+                             f"{t_scatter * 1e3:.0f} ms")
                 ds_t = CenterNetDataset(coco, sp, augment=aug)
                 params = [ds_t.params(i) for i in range(len(ds_t))]
                 anns = json.loads(path.read_text())["annotations"]

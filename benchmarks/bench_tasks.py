@@ -8,7 +8,8 @@ exdet: 50 objects of 80 classes with extreme points, 512 input / 128 output,
 training draws (random crop and flip).  Measured in one run, best of repeats:
 
 * ours: ``CenterNetDataset.item`` without an image (annotations through the
-  flip and affine transform, then the fused encoder);
+  flip and affine transform, then the fused encoder), with dense heatmaps and with
+  ``heatmaps="sparse"`` (the draw list the training device renders);
 * upstream: this benchmark's transcription of the target part of upstream's
   ``EXDetDataset.__getitem__`` (per annotation: ``extreme_points`` as a float32
   array, flip, ``affine_transform`` per point, clip, radius, five
@@ -171,15 +172,26 @@ def main() -> None:
         for s in spec.values():
             np.zeros(s.shape, s.dtype)
 
+    sparse_ds = CenterNetDataset(coco, cfg.replace(heatmaps="sparse"),
+                                 augment=AugmentConfig(train=True))
+
+    def ours_sparse():
+        i = k[0] % n
+        k[0] += 1
+        sparse_ds.item(i, params[i])
+
     t_ours = best_of(ours, args.repeat, 4 * n)
+    t_sparse = best_of(ours_sparse, args.repeat, 4 * n)
     t_up = best_of(upstream, args.repeat, n)
     t_floor = best_of(floor, args.repeat, 4 * n)
     print("exdet targets, 50 objects of 80 classes, 512 -> 128, training draws:")
-    print(f"  centertargets (CenterNetDataset.item)  {t_ours * 1e3:7.3f} ms/sample")
-    print(f"  upstream transcription                 {t_up * 1e3:7.3f} ms/sample   "
-          f"ours {t_up / t_ours:5.1f}x faster")
+    print(f"  centertargets (CenterNetDataset.item)  {t_ours * 1e3:7.3f} ms/sample   "
+          f"{t_up / t_ours:5.1f}x faster")
+    print(f"  the same, heatmaps='sparse'            {t_sparse * 1e3:7.3f} ms/sample   "
+          f"{t_up / t_sparse:5.1f}x faster (the five maps as a draw list)")
+    print(f"  upstream transcription                 {t_up * 1e3:7.3f} ms/sample")
     print(f"  floor: np.zeros of the five heatmaps   {t_floor * 1e3:7.3f} ms/sample   "
-          f"({100 * t_floor / t_ours:.0f}% of ours)")
+          f"({100 * t_floor / t_ours:.0f}% of ours, dense)")
 
     kitti = ddd_coco(args.images, 20, seed=0)
     dcfg = DddConfig(output_size=(160, 48))
@@ -211,13 +223,24 @@ def main() -> None:
         k[0] += 1
         enc.encode_prepared(unit.prepared(dds.annotations(i), dparams[i], (160, 48), dcfg))
 
+    sparse_dds = CenterNetDataset(CocoDataset(kitti), dcfg.replace(heatmaps="sparse"),
+                                  augment=AugmentConfig(train=True))
+
+    def ours_ddd_sparse():
+        i = k[0] % m
+        k[0] += 1
+        sparse_dds.item(i, dparams[i])
+
     t_ours = best_of(ours_ddd, args.repeat, 4 * m)
+    t_sparse = best_of(ours_ddd_sparse, args.repeat, 4 * m)
     t_targets = best_of(ours_ddd_targets, args.repeat, 4 * m)
     t_up = best_of(upstream_ddd_sample, args.repeat, 2 * m)
     print("ddd targets, 20 KITTI objects (3 classes, ignore regions), 640x192 -> 160x48, "
           "training draws:")
     print(f"  centertargets (CenterNetDataset.item)  {t_ours * 1e3:7.3f} ms/sample   "
           f"{t_up / t_ours:5.1f}x faster")
+    print(f"  the same, heatmaps='sparse'            {t_sparse * 1e3:7.3f} ms/sample   "
+          f"{t_up / t_sparse:5.1f}x faster")
     print(f"  centertargets, targets alone           {t_targets * 1e3:7.3f} ms/sample   "
           f"{t_up / t_targets:5.1f}x faster")
     print(f"  upstream transcription                 {t_up * 1e3:7.3f} ms/sample")

@@ -12,6 +12,7 @@ call.  Importing this module imports torch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,7 +22,7 @@ from . import sparse
 from .augment import COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR
 from .kernels.image import GRAY_B, GRAY_G, GRAY_R
 
-__all__ = ["normalize_batch", "render_heatmaps", "DeviceFeed"]
+__all__ = ["normalize_batch", "render_heatmaps", "HeatmapRenderer", "DeviceFeed"]
 
 #: Image entries of an item, and the ``meta`` entry holding each one's colour draws.
 IMAGE_KEYS = {"input": "color", "pre_img": "pre_color"}
@@ -100,66 +101,111 @@ def normalize_batch(inputs: torch.Tensor, meta: Mapping[str, Any],
 RENDER_CHUNK = 1 << 22
 
 
-class _PatchBank:
-    """Every patch a device has needed, in one flat float32 tensor there: key -> (offset,
-    height, width).  Grows when a batch names a new patch (a new radius), then stays."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.index: dict[int, tuple[int, int, int]] = {}
-        self.parts: list[np.ndarray] = [np.zeros(1, np.float32)]
-        self.size = 1
-        self.values = torch.zeros(1, dtype=torch.float32, device=device)
-
-    def lookup(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Offset, height and width (int64, on the device) of each key's patch."""
-        uniq, inverse = torch.unique(keys, return_inverse=True)
-        rows = []
-        grown = False
-        for key in uniq.tolist():
-            got = self.index.get(key)
-            if got is None:
-                p = sparse.patch(key >> 50, (key >> 25) & 0x1FFFFFF, key & 0x1FFFFFF)
-                got = self.index[key] = (self.size, p.shape[0], p.shape[1])
-                self.parts.append(p.ravel())
-                self.size += p.size
-                grown = True
-            rows.append(got)
-        if grown:
-            self.parts = [np.concatenate(self.parts)]
-            self.values = torch.from_numpy(self.parts[0]).to(self.device)
-        meta = torch.tensor(rows, dtype=torch.int64).to(keys.device)[inverse]
-        return meta[:, 0], meta[:, 1], meta[:, 2]
+_BANK_ON: dict[str, tuple[int, torch.Tensor]] = {}
 
 
-_BANKS: dict[str, _PatchBank] = {}
-
-
-def _bank(device: torch.device) -> _PatchBank:
-    bank = _BANKS.get(str(device))
-    if bank is None:
-        bank = _BANKS[str(device)] = _PatchBank(device)
-    return bank
+def _bank_values(dev: torch.device) -> torch.Tensor:
+    """:data:`centertargets.sparse.BANK`'s patches on ``dev`` (copied again when it grew)."""
+    got = _BANK_ON.get(str(dev))
+    if got is None or got[0] != sparse.BANK.generation:
+        got = _BANK_ON[str(dev)] = (sparse.BANK.generation,
+                                    torch.from_numpy(sparse.BANK.values.copy()).to(dev))
+    return got[1]
 
 
 def render_heatmaps(targets: Mapping[str, Any], config: Any,
-                    out: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                    out: Mapping[str, torch.Tensor] | None = None,
+                    method: str = "auto") -> dict[str, Any]:
     """A batch's targets with ``draws`` rendered to dense heatmaps, on ``draws``' device.
 
     ``targets``: a batch (``default_collate`` of items) from a ``heatmaps="sparse"`` config,
     ``draws`` (B, R, 8) int32 (a tensor, moved to the training device first, or numpy);
     ``config``: that config.  Returns a new dict without ``draws`` and with each map of
     ``config.sparse_layout().maps`` as float32 (B, C, H, W) (e.g. ``hm``, ``hm_hp``), bit for
-    bit the maps the dense encoder writes: a scatter of ``max`` over the same float32
-    patches, with any set rows (CenterNet's quirks) applied in their order.  ``out``:
-    optional preallocated maps (name -> tensor of that shape, dtype and device), zeroed and
-    filled, to save allocating them per batch.  With ``heatmaps="dense"`` (or a config whose
-    maps stay dense) ``targets`` comes back as a new dict, unchanged.
+    bit the maps the dense encoder writes, from the same float32 patches.  ``method``:
+    ``"auto"`` replays the rows in order with the compiled kernel on a CPU tensor's memory
+    and scatters elsewhere; ``"scatter"`` always scatters: every patch pixel at once with
+    ``scatter_reduce(amax)``, and the set rows of CenterNet's quirks in their order.
+    ``out``: optional preallocated maps (name -> tensor of that shape, dtype and device),
+    zeroed and filled.  With ``heatmaps="dense"`` (or a config whose maps stay dense)
+    ``targets`` comes back as a new dict, unchanged.  On a CPU, allocating and zeroing the
+    dense maps costs more than drawing them (a batch of 32 ctdet maps is 168 MB):
+    :class:`HeatmapRenderer` keeps its maps and clears only the pixels it drew.
     """
+    if method not in ("auto", "scatter"):
+        raise ValueError(f"method={method!r}: expected 'auto' or 'scatter'")
+    result, draws, wants = _unpack(targets, config)
+    if draws is None:
+        return result
+    maps = []
+    for name, want in zip(config.sparse_layout().maps, wants):
+        t = None if out is None else out.get(name)
+        if t is None:
+            t = torch.zeros(want, dtype=torch.float32, device=draws.device)
+        else:
+            if tuple(t.shape) != want or t.dtype != torch.float32 \
+                    or t.device != draws.device or not t.is_contiguous():
+                raise ValueError(f"out[{name!r}] is {t.dtype} {tuple(t.shape)} on {t.device}"
+                                 f": expected a contiguous float32 tensor {want} on "
+                                 f"{draws.device}")
+            t.zero_()
+        maps.append(t)
+    _render_into(draws, maps, method)
+    result.update(zip(config.sparse_layout().maps, maps))
+    return result
+
+
+class HeatmapRenderer:
+    """:func:`render_heatmaps` into maps it keeps: each call first clears what the call
+    ``buffers`` calls before drew into the same maps, so its cost follows the drawn pixels,
+    not the size of the maps (on a CPU, zeroing 168 MB of ctdet maps per batch of 32 costs
+    more than drawing them).
+
+    The maps of a call are overwritten ``buffers`` calls later (2 by default: a training
+    step may hold one batch while the next is prepared); ``.clone()`` what you keep longer.
+    A change of batch size or device allocates new maps.
+    """
+
+    def __init__(self, config: Any, buffers: int = 2, method: str = "auto") -> None:
+        if isinstance(buffers, bool) or not (isinstance(buffers, int) and buffers >= 1):
+            raise ValueError(f"buffers={buffers!r}: expected an int >= 1")
+        self.config = config
+        self.method = method
+        self._slots: list[tuple[list[torch.Tensor], Any] | None] = [None] * buffers
+        self._next = 0
+
+    def __call__(self, targets: Mapping[str, Any]) -> dict[str, Any]:
+        result, draws, wants = _unpack(targets, self.config)
+        if draws is None:
+            return result
+        k = self._next
+        self._next = (k + 1) % len(self._slots)
+        slot = self._slots[k]
+        if slot is None or [tuple(m.shape) for m in slot[0]] != wants \
+                or slot[0][0].device != draws.device:
+            maps = [torch.zeros(w, dtype=torch.float32, device=draws.device) for w in wants]
+        else:
+            maps, undo = slot
+            if isinstance(undo, np.ndarray):            # the last draws, replayed as zeros
+                sparse.replay_batch(undo, [m.numpy() for m in maps], clear=True, checked=True)
+            else:                                        # the pixels the scatter wrote
+                for mp, pixels in zip(maps, undo):
+                    for idx in pixels:
+                        mp.view(-1).index_fill_(0, idx, 0.0)
+        touched = _render_into(draws, maps, self.method)
+        self._slots[k] = (maps, draws.numpy().copy() if touched is None else touched)
+        result.update(zip(self.config.sparse_layout().maps, maps))
+        return result
+
+
+def _unpack(targets: Mapping[str, Any], config: Any
+            ) -> tuple[dict[str, Any], torch.Tensor | None, list[tuple[int, ...]]]:
+    """A copy of ``targets`` without ``draws``, ``draws`` (B, R, 8) checked (None when the
+    config keeps its maps dense), and the dense maps' batch shapes."""
     layout = config.sparse_layout()
     result = dict(targets)
     if config.heatmaps != "sparse" or not layout.maps:
-        return result
+        return result, None, []
     if "draws" not in result:
         raise KeyError(f"targets has no 'draws': expected a batch of {config.describe()} with "
                        "heatmaps='sparse' (keys: " + ", ".join(map(str, result)) + ")")
@@ -168,29 +214,19 @@ def render_heatmaps(targets: Mapping[str, Any], config: Any,
         draws = draws.unsqueeze(0)
     dense = config.dense_spec()
     shapes = [tuple(dense[m].shape) for m in layout.maps]
-    sparse.check_draws(draws.cpu().numpy() if draws.device.type != "cpu" else draws.numpy(),
-                       shapes)
+    sparse.check_draws(draws.cpu().numpy(), shapes)
+    return result, draws, [(draws.shape[0],) + sh for sh in shapes]
+
+
+def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], method: str
+                 ) -> list[list[torch.Tensor]] | None:
+    """Replay ``draws`` into zeroed ``maps``.  Returns None after the compiled replay (CPU),
+    else the flat indices the scatter wrote, per map."""
+    if method == "auto" and draws.device.type == "cpu":
+        sparse.replay_batch(draws.numpy(), [m.numpy() for m in maps], checked=True)
+        return None
     dev = draws.device
-    B = draws.shape[0]
-    maps = []
-    for name, shape in zip(layout.maps, shapes):
-        want = (B,) + shape
-        t = None if out is None else out.get(name)
-        if t is None:
-            t = torch.zeros(want, dtype=torch.float32, device=dev)
-        else:
-            if tuple(t.shape) != want or t.dtype != torch.float32 or t.device != dev \
-                    or not t.is_contiguous():
-                raise ValueError(f"out[{name!r}] is {t.dtype} {tuple(t.shape)} on {t.device}: "
-                                 f"expected a contiguous float32 tensor {want} on {dev}")
-            t.zero_()
-        maps.append(t)
-    _render_into(draws, maps, dev)
-    result.update(zip(layout.maps, maps))
-    return result
-
-
-def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], dev: torch.device) -> None:
+    touched: list[list[torch.Tensor]] = [[] for _ in maps]
     B, R, _ = draws.shape
     d = draws.to(torch.int64)
     is_set = d[..., 0] == sparse.OP_SET
@@ -198,7 +234,7 @@ def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], dev: torch.devic
     flat = d.reshape(-1, 8)
     live = torch.nonzero(flat[:, 0] != 0).squeeze(1)
     if live.numel() == 0:
-        return
+        return touched
     rows, rounds = flat[live], rounds[live]
     sample = live // R
     # rows over every channel of their map become one row per channel
@@ -211,73 +247,68 @@ def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], dev: torch.devic
         first = torch.cumsum(reps, 0) - reps
         local = torch.arange(rows.shape[0], device=dev) - first.repeat_interleave(reps)
         rows[:, 2] = torch.where(rows[:, 2] == -1, local, rows[:, 2])
-    nrounds = int(rounds.max()) + 1
-    for r in range(nrounds):
+    poff = torch.from_numpy(sparse.BANK.offsets(rows.cpu().numpy())).to(dev)
+    bank = _bank_values(dev)
+    for r in range(int(rounds.max()) + 1):
         this = rounds == r
-        maxing = this & (rows[:, 0] != sparse.OP_SET)
-        if bool(maxing.any()):
-            _apply(rows[maxing], sample[maxing], maps, dev, "amax")
-        setting = this & (rows[:, 0] == sparse.OP_SET)
-        if bool(setting.any()):
-            _apply(rows[setting], sample[setting], maps, dev, "set")
+        for how, pick in (("amax", this & (rows[:, 0] != sparse.OP_SET)),
+                          ("set", this & (rows[:, 0] == sparse.OP_SET))):
+            if bool(pick.any()):
+                _scatter(rows[pick], sample[pick], poff[pick], bank, maps, how, touched)
+    return touched
 
 
-def _apply(rows: torch.Tensor, sample: torch.Tensor, maps: list[torch.Tensor],
-           dev: torch.device, how: str) -> None:
+def _scatter(rows: torch.Tensor, sample: torch.Tensor, poff: torch.Tensor, bank: torch.Tensor,
+             maps: list[torch.Tensor], how: str, touched: list[list[torch.Tensor]]) -> None:
     """Scatter ``rows`` (one channel each) into ``maps``: ``max`` (patch and max rows) or
     assignment (set rows, which never overlap within one call: one per sample)."""
+    dev = rows.device
     for m, mp in enumerate(maps):
         on = rows[:, 1] == m
         if not bool(on.any()):
             continue
-        rw, smp = rows[on], sample[on]
+        rw, smp, off = rows[on], sample[on], poff[on]
         _, C, H, W = mp.shape
         is_patch = rw[:, 0] == sparse.OP_PATCH
-        poff = torch.zeros_like(smp)
-        ph = torch.ones_like(smp)
-        pw = torch.ones_like(smp)
-        bank = _bank(dev)
-        if bool(is_patch.any()):
-            keys = (rw[is_patch, 5] << 50) | (rw[is_patch, 6] << 25) | rw[is_patch, 7]
-            poff[is_patch], ph[is_patch], pw[is_patch] = bank.lookup(keys)
+        fam, a, b = rw[:, 5], rw[:, 6], rw[:, 7]
+        radius = torch.where((fam == sparse.FAM_MSRA) | (fam == sparse.FAM_MSRA_SIGMA), 3 * a, a)
+        pw = torch.where(is_patch, 2 * radius + 1, 1)
+        ph = torch.where(is_patch, torch.where(fam == sparse.FAM_ELLIPTIC, 2 * b + 1, pw), 1)
         # the window in map pixels, and where it starts in its patch
         ox = torch.where(is_patch, rw[:, 3] - pw // 2, rw[:, 3])
         oy = torch.where(is_patch, rw[:, 4] - ph // 2, rw[:, 4])
-        ex = torch.where(is_patch, ox + pw, rw[:, 5])
-        ey = torch.where(is_patch, oy + ph, rw[:, 6])
-        x0, y0 = ox.clamp(0, W), oy.clamp(0, H)
-        x1, y1 = ex.clamp(0, W), ey.clamp(0, H)
-        w = (x1 - x0).clamp(min=0)
-        h = (y1 - y0).clamp(min=0)
+        x0 = ox.clamp(0, W)
+        y0 = oy.clamp(0, H)
+        w = (torch.where(is_patch, ox + pw, rw[:, 5]).clamp(0, W) - x0).clamp(min=0)
+        h = (torch.where(is_patch, oy + ph, rw[:, 6]).clamp(0, H) - y0).clamp(min=0)
         n = w * h
         const = rw[:, 7].to(torch.int32).view(torch.float32)
-        base = (smp * C + rw[:, 2]) * (H * W)
+        # per row: the first pixel's flat index, and its patch value's index in ``bank``
+        dst0 = ((smp * C + rw[:, 2]) * H + y0) * W + x0
+        src0 = off + (y0 - oy) * pw + (x0 - ox)
         target = mp.view(-1)
-        # chunks of rows of at most RENDER_CHUNK pixels (a single row may exceed it)
         ends = torch.cumsum(n, 0)
         start_row = 0
-        while start_row < rw.shape[0]:
+        while start_row < rw.shape[0]:        # chunks of at most RENDER_CHUNK pixels
             done = int(ends[start_row - 1]) if start_row else 0
-            stop = int(torch.searchsorted(ends, done + RENDER_CHUNK, right=True))
-            stop = max(stop, start_row + 1)
+            stop = max(int(torch.searchsorted(ends, done + RENDER_CHUNK, right=True)),
+                       start_row + 1)
             sl = slice(start_row, stop)
+            start_row = stop
             cnt = n[sl]
             npx = int(cnt.sum())
-            start_row = stop
             if npx == 0:
                 continue
             rid = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
-            first = torch.cumsum(cnt, 0) - cnt
-            local = torch.arange(npx, device=dev) - first[rid]
+            local = torch.arange(npx, device=dev) - (torch.cumsum(cnt, 0) - cnt)[rid]
             ww = w[sl][rid]
             ly = torch.div(local, ww, rounding_mode="floor")
             lx = local - ly * ww
-            y = y0[sl][rid] + ly
-            x = x0[sl][rid] + lx
-            idx = base[sl][rid] + y * W + x
-            src = poff[sl][rid] + (y - oy[sl][rid]) * pw[sl][rid] + (x - ox[sl][rid])
-            vals = torch.where(is_patch[sl][rid], bank.values[src.clamp(0, bank.size - 1)],
+            idx = dst0[sl][rid] + ly * W + lx
+            src = src0[sl][rid] + ly * pw[sl][rid] + lx
+            vals = torch.where(is_patch[sl][rid], bank[torch.where(is_patch[sl][rid], src, 0)],
                                const[sl][rid])
+            touched[m].append(idx)
             if how == "set":
                 target[idx] = vals
             else:
@@ -301,11 +332,18 @@ class DeviceFeed:
     batch's ``meta`` (left on the CPU).  Equal to the float32, dense path's batch: the
     targets bit for bit, the input within 1e-6.  Float32 or dense datasets pass through
     (moved only).
+
+    ``reuse_buffers``: 0 (default) renders into fresh tensors; ``n >= 1`` renders through a
+    :class:`HeatmapRenderer` with ``n`` sets of maps, each overwritten ``n`` batches later
+    (much cheaper on a CPU device, where zeroing the maps costs more than drawing them).
     """
 
-    def __init__(self, dataset: Any, device: str | torch.device = "cpu") -> None:
+    def __init__(self, dataset: Any, device: str | torch.device = "cpu",
+                 reuse_buffers: int = 0) -> None:
         self.config = dataset.config
         self.device = torch.device(device)
+        self.render = HeatmapRenderer(self.config, reuse_buffers) if reuse_buffers else \
+            functools.partial(render_heatmaps, config=self.config)
         self.constants = tuple(np.asarray(getattr(dataset, k), np.float32)
                                for k in ("mean", "std", "eig_val", "eig_vec"))
 
@@ -328,7 +366,7 @@ class DeviceFeed:
                     raise ValueError(f"batch[{key!r}] is uint8 but batch['meta'] has no "
                                      f"{colour!r}: expected the dataset's own items")
                 moved[key] = normalize_batch(img, {"color": meta[colour]}, *self.constants)
-        targets = render_heatmaps(moved, self.config)
+        targets = self.render(moved)
         if meta is not None:
             targets["meta"] = meta
         return targets.pop("input"), targets

@@ -23,14 +23,17 @@ clipped to the map; ``bits`` is a float32's bit pattern; channel -1 means every
 channel.  A patch (:func:`patch`) is named by its family and two integers:
 ``FAM_UMICH`` (CenterNet's Gaussian of radius ``a``), ``FAM_MMDET``
 (mmdetection's float32 values), ``FAM_MSRA`` (the fixed window of integer sigma
-``a``), ``FAM_ELLIPTIC`` (TTFNet, radii ``a`` = x and ``b`` = y).  Max rows
+``a``), ``FAM_ELLIPTIC`` (TTFNet, radii ``a`` = x and ``b`` = y), ``FAM_MSRA_SIGMA``
+(exdet's and ddd's MSRA window of a per-object sigma ``a``).  Max rows
 commute; a set row does not, so a renderer applies the max rows before a set
 row, the set row, then the rest (only CenterNet's ``no_keypoints="ignore"``
 centres and its rotation quirk write set rows).
 
-:func:`render` draws one sample's list with numpy (a reference, and for a look
-at one item); :func:`centertargets.device.render_heatmaps` renders batches with
-torch on any device.
+:func:`render` draws one sample's list (numpy, compiled, as
+:func:`replay_batch` draws batches: the rows in order, with the encoder's
+``max``); :func:`centertargets.device.render_heatmaps` renders torch batches on
+any device: on a CPU through the same compiled replay into the tensors'
+memory, elsewhere as a scatter of ``max`` per pixel.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .kernels.canvas import (DRAW_COLUMNS, FAM_ELLIPTIC, FAM_MMDET, FAM_MSRA, FAM_UMICH,
-                             OP_MAX, OP_PATCH, OP_SET)
-from .kernels.gaussian import (draw_elliptic, get_patch32, mmdet_patch_table32, msra_patch,
-                               patch_table32)
+from .kernels.canvas import (DRAW_COLUMNS, FAM_ELLIPTIC, FAM_MMDET, FAM_MSRA, FAM_MSRA_SIGMA,
+                             FAM_UMICH, OP_MAX, OP_PATCH, OP_SET, replay)
+from .kernels.gaussian import (draw_elliptic, draw_msra_sigma, get_patch32, mmdet_patch_table32,
+                               msra_patch, patch_table32)
 
-__all__ = ["patch", "render", "check_draws", "FAM_UMICH", "FAM_MMDET", "FAM_MSRA",
-           "FAM_ELLIPTIC", "OP_PATCH", "OP_MAX", "OP_SET", "DRAW_COLUMNS"]
+__all__ = ["patch", "render", "replay_batch", "check_draws", "PatchBank", "BANK", "FAM_UMICH",
+           "FAM_MMDET", "FAM_MSRA", "FAM_ELLIPTIC", "FAM_MSRA_SIGMA", "OP_PATCH", "OP_MAX",
+           "OP_SET", "DRAW_COLUMNS"]
 
 #: Largest patch radius a draw row may name (a patch of a larger radius covers more than any
 #: map this package accepts needs; :func:`patch` refuses it instead of allocating it).
@@ -59,8 +63,8 @@ def patch(family: int, a: int, b: int = 0) -> np.ndarray:
     pixel: the very values the dense encoder writes with ``max`` (read-only, cached).
 
     ``FAM_UMICH``/``FAM_MMDET``: radius ``a`` (the encoders' tables, or the kernels'
-    computation beyond them); ``FAM_MSRA``: integer sigma ``a``, radius ``3a``;
-    ``FAM_ELLIPTIC``: radii ``a`` (x) and ``b`` (y).
+    computation beyond them); ``FAM_MSRA``/``FAM_MSRA_SIGMA``: integer sigma ``a``, radius
+    ``3a``; ``FAM_ELLIPTIC``: radii ``a`` (x) and ``b`` (y).
     """
     family, a, b = int(family), int(a), int(b)
     if not (0 <= a <= MAX_PATCH_RADIUS and 0 <= b <= MAX_PATCH_RADIUS):
@@ -77,10 +81,13 @@ def patch(family: int, a: int, b: int = 0) -> np.ndarray:
     elif family == FAM_ELLIPTIC:
         p = np.zeros((2 * b + 1, 2 * a + 1), np.float32)
         draw_elliptic(p, a, b, a, b, 1.0)
+    elif family == FAM_MSRA_SIGMA:
+        p = np.zeros((6 * a + 1, 6 * a + 1), np.float32)
+        draw_msra_sigma(p, 3 * a, 3 * a, a, False)
     else:
         raise ValueError(f"patch family {family}: expected one of FAM_UMICH ({FAM_UMICH}), "
                          f"FAM_MMDET ({FAM_MMDET}), FAM_MSRA ({FAM_MSRA}), FAM_ELLIPTIC "
-                         f"({FAM_ELLIPTIC})")
+                         f"({FAM_ELLIPTIC}), FAM_MSRA_SIGMA ({FAM_MSRA_SIGMA})")
     p.flags.writeable = False
     return p
 
@@ -124,48 +131,81 @@ def check_draws(draws: np.ndarray, shapes: list[tuple[int, int, int]]) -> None:
         raise ValueError(f"draws[{where}]={rows[i].tolist()}: {why} (rows: centertargets.sparse)")
 
 
+class PatchBank:
+    """Every patch draw rows have named in this process, in one flat float32 array: key ->
+    offset.  Grows when rows name a new patch (a new radius), then stays; renderers copy
+    :attr:`values` to their device once per growth."""
+
+    def __init__(self) -> None:
+        self.index: dict[int, int] = {}
+        self.values = np.zeros(1, np.float32)
+        self.generation = 0
+
+    def offsets(self, rows: np.ndarray) -> np.ndarray:
+        """int64 (N,): where each patch row's patch starts in :attr:`values` (0 for others)."""
+        rows = np.asarray(rows, np.int64)
+        out = np.zeros(len(rows), np.int64)
+        is_patch = rows[:, 0] == OP_PATCH
+        if not is_patch.any():
+            return out
+        keys = (rows[is_patch, 5] << 50) | (rows[is_patch, 6] << 25) | rows[is_patch, 7]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        new = [k for k in uniq.tolist() if k not in self.index]
+        if new:
+            parts, size = [self.values], self.values.size
+            for key in new:
+                p = patch(key >> 50, (key >> 25) & 0x1FFFFFF, key & 0x1FFFFFF)
+                self.index[key] = size
+                parts.append(p.ravel())
+                size += p.size
+            self.values = np.concatenate(parts)
+            self.values.flags.writeable = False
+            self.generation += 1
+        out[is_patch] = np.array([self.index[k] for k in uniq.tolist()], np.int64)[inverse]
+        return out
+
+
+#: The process's patch bank (shared by every renderer).
+BANK = PatchBank()
+
+
+def replay_batch(draws: np.ndarray, maps: list[np.ndarray], clear: bool = False,
+                 checked: bool = False) -> None:
+    """Replay a batch's ``draws`` (B, R, 8) into ``maps`` (float32 (B, C, H, W) each, zeroed),
+    or, with ``clear``, zero every pixel they cover (undo).  Compiled; the rows are checked
+    first (:func:`check_draws`) unless ``checked``."""
+    d = np.ascontiguousarray(draws, np.int32)
+    if not checked:
+        check_draws(d, [tuple(mp.shape[1:]) for mp in maps])
+    B, R, _ = d.shape
+    flat = d.reshape(B * R, DRAW_COLUMNS)
+    live = np.flatnonzero(flat[:, 0] != 0)
+    rows = flat[live]
+    sample = live // R
+    poff = BANK.offsets(rows)
+    for m, mp in enumerate(maps):
+        on = rows[:, 1] == m
+        replay(np.ascontiguousarray(rows[on]), sample[on], poff[on], BANK.values, mp, clear)
+
+
 def render(targets: Mapping[str, Any], config: Any) -> dict[str, Any]:
     """One sample's targets with ``draws`` rendered to its dense maps (numpy, float32).
 
     ``targets``: an encoder's (or a dataset item's) targets from a ``heatmaps="sparse"``
     config; returns a new dict without ``draws`` and with the maps of
     ``config.sparse_layout().maps`` (the other entries shared).  Bit for bit the dense
-    encoder's maps.  For batches on a training device use
-    :func:`centertargets.device.render_heatmaps`.
+    encoder's maps.  For batches use :func:`centertargets.device.render_heatmaps`.
     """
     layout = config.sparse_layout()
     out = dict(targets)
     if config.heatmaps != "sparse" or not layout.maps:
         return out
     dense = config.dense_spec()
-    maps = [dense[m].zeros() for m in layout.maps]
     draws = np.asarray(out.pop("draws"))
-    check_draws(draws, [mp.shape for mp in maps])
     if draws.ndim != 2:
         raise ValueError(f"draws has shape {draws.shape}: expected one sample's (R, 8)")
-    bits = draws[:, 7].astype(np.int32).view(np.float32)
-    for row, value in zip(draws.tolist(), bits.tolist()):
-        op, m, c = row[0], row[1], row[2]
-        if op == 0:
-            continue
-        hm = maps[m]
-        _, H, W = hm.shape
-        if op == OP_PATCH:
-            p = patch(row[5], row[6], row[7])
-            ry, rx = p.shape[0] // 2, p.shape[1] // 2
-            cx, cy = row[3], row[4]
-            y0, y1 = max(cy - ry, 0), min(cy + ry + 1, H)
-            x0, x1 = max(cx - rx, 0), min(cx + rx + 1, W)
-            if y0 < y1 and x0 < x1:
-                region = hm[c, y0:y1, x0:x1]
-                np.maximum(region, p[y0 - cy + ry:y1 - cy + ry, x0 - cx + rx:x1 - cx + rx],
-                           out=region)
-            continue
-        ch = slice(None) if c == -1 else slice(c, c + 1)
-        box = (ch, slice(max(row[4], 0), min(row[6], H)), slice(max(row[3], 0), min(row[5], W)))
-        if op == OP_SET:
-            hm[box] = np.float32(value)
-        else:
-            np.maximum(hm[box], np.float32(value), out=hm[box])
-    out.update(zip(layout.maps, maps))
+    maps = [dense[m].zeros()[None] for m in layout.maps]
+    check_draws(draws, [tuple(mp.shape[1:]) for mp in maps])      # errors name the row
+    replay_batch(draws[None], maps, checked=True)
+    out.update((name, mp[0]) for name, mp in zip(layout.maps, maps))
     return out

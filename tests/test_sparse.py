@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
+from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig, DddConfig,
                            MultiPoseConfig, RadiusConfig, sparse)
 from centertargets.compare import load_fixture
 from centertargets.compat import centernet, centertrack
@@ -36,8 +36,9 @@ def _both_renderers(sparse_targets, config):
     """Each renderer's dense targets: numpy's one sample, torch's as a batch of one."""
     by_numpy = sparse.render(sparse_targets, config)
     batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in sparse_targets.items()}
-    by_torch = {k: v[0].numpy() for k, v in render_heatmaps(batch, config).items()}
-    return by_numpy, by_torch
+    by_scatter = {k: v[0].numpy() for k, v in
+                  render_heatmaps(batch, config, method="scatter").items()}
+    return by_numpy, by_scatter
 
 
 def _assert_same(dense, rendered, what):
@@ -57,7 +58,12 @@ def test_every_centernet_fixture_renders_bit_for_bit(path):
     got, report = _quiet(centernet.encode_sample_with_report, meta, "sparse")
     assert report.as_dict() == dense_report.as_dict()
     config = _quiet(centernet.config_from_meta(meta).replace, heatmaps="sparse")
-    for name, rendered in zip(("numpy", "torch"), _both_renderers(got, config)):
+    maps = config.sparse_layout().maps
+    if maps:                                   # recorded, not the dense fallback
+        assert "draws" in got and not set(maps) & set(got), sorted(got)
+    else:
+        assert "_dense_" in path.stem, config.sparse_layout()
+    for name, rendered in zip(("replay", "scatter"), _both_renderers(got, config)):
         _assert_same(dense, rendered, f"{path.stem} ({name})")
         for k in config.sparse_layout().maps:
             np.testing.assert_allclose(rendered[k], expected[k], rtol=1e-6, atol=1e-5)
@@ -124,9 +130,10 @@ def test_random_batches_render_to_the_dense_targets(config, threads):
         dense.append(d)
         got.append(s)
     batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
-    rendered = render_heatmaps(batch, sc)
-    _assert_same({k: np.stack([d[k] for d in dense]) for k in dense[0]},
-                 {k: v.numpy() for k, v in rendered.items()}, config.describe())
+    want = {k: np.stack([d[k] for d in dense]) for k in dense[0]}
+    for method in ("auto", "scatter"):
+        rendered = render_heatmaps(batch, sc, method=method)
+        _assert_same(want, {k: v.numpy() for k, v in rendered.items()}, method)
 
 
 def test_sparse_targets_are_small_and_name_their_maps():
@@ -140,8 +147,9 @@ def test_sparse_targets_are_small_and_name_their_maps():
     assert "hm_hp" not in pose.spec() and "hm_hp" in pose.dense_spec()
 
 
-@pytest.mark.parametrize("config", [CtdetConfig(dense_wh=True), MultiPoseConfig(dense_hp=True)],
-                         ids=["dense_wh", "dense_hp"])
+@pytest.mark.parametrize("config", [CtdetConfig(dense_wh=True), MultiPoseConfig(dense_hp=True),
+                                    DddConfig(rect_mask=True, ignore_regions="keep_positives")],
+                         ids=["dense_wh", "dense_hp", "ddd_rect_keep"])
 def test_configs_that_read_their_maps_stay_dense_and_say_so(config):
     sc = config.replace(heatmaps="sparse")
     with pytest.warns(UserWarning, match="stay dense"):
@@ -182,7 +190,7 @@ def test_chunked_rendering_equals_one_pass(monkeypatch):
     batch = {"draws": torch.as_tensor(np.stack([t["draws"] for t in items]))}
     whole = render_heatmaps(batch, cfg)
     monkeypatch.setattr(device, "RENDER_CHUNK", 7)
-    pieces = render_heatmaps(batch, cfg)
+    pieces = render_heatmaps(batch, cfg, method="scatter")
     for k in cfg.sparse_layout().maps:
         assert torch.equal(whole[k], pieces[k])
 
@@ -255,3 +263,30 @@ def test_sparse_item_bytes(tmp_path):
                             for k, v in item["meta"]["color"].items()}}
     x = normalize_batch(torch.as_tensor(item["input"])[None], batch_meta)
     torch.testing.assert_close(x[0], torch.as_tensor(ref["input"]), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["auto", "scatter"])
+@pytest.mark.parametrize("buffers", [1, 2])
+def test_heatmap_renderer_reuses_its_maps_and_clears_what_it_drew(buffers, method):
+    """Batches of different content (and one rotation blank) through the same maps: each
+    result equals a fresh render; a change of batch size allocates anew."""
+    from centertargets.device import HeatmapRenderer
+
+    cfg = MultiPoseConfig(output_size=(40, 32), num_joints=3, heatmaps="sparse")
+    enc = make_encoder(cfg)
+    rng = np.random.default_rng(11)
+    renderer = HeatmapRenderer(cfg, buffers, method)
+    seen = []
+    for step in range(6):
+        B = 3 if step < 5 else 2
+        items = [enc.encode_annotations(_random_annotations(rng, cfg, rotated=(step, i) == (1, 0)))[0]
+                 for i in range(B)]
+        batch = {"draws": torch.as_tensor(np.stack([t["draws"] for t in items]))}
+        got = renderer(batch)
+        want = render_heatmaps(batch, cfg)
+        for k in ("hm", "hm_hp"):
+            assert torch.equal(got[k], want[k]), (step, k)
+        seen.append(got["hm"].data_ptr())
+    assert seen[0] == seen[buffers]                      # the same maps came back
+    with pytest.raises(ValueError, match="buffers"):
+        HeatmapRenderer(cfg, 0)

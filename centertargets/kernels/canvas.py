@@ -28,6 +28,7 @@ import numpy as np
 
 from ._jit import jit
 from .encode import S_DRAWS, S_DRAWS_LOST, draw_peak, draw_point
+from .gaussian import draw_msra_sigma, draw_umich_unit
 
 OP_PATCH = 1
 OP_MAX = 2
@@ -35,12 +36,15 @@ OP_SET = 3
 DRAW_COLUMNS = 8
 
 #: Patch families: umich patches of radius ``a`` from CenterNet's table (float64 values rounded
-#: once), mmdetection's torch float32 table, MSRA windows of integer sigma ``a``, TTFNet's
-#: elliptic Gaussians of radii ``(a, b)`` = ``(rx, ry)``.
+#: once), mmdetection's torch float32 table, MSRA windows of integer sigma ``a`` (numpy's
+#: float32 ``exp``, the config's fixed window), TTFNet's elliptic Gaussians of radii
+#: ``(a, b)`` = ``(rx, ry)``, MSRA windows of a per-object sigma ``a`` (computed in compiled
+#: float32, exdet's and ddd's ``draw_msra_gaussian`` with the radius as sigma).
 FAM_UMICH = 1
 FAM_MMDET = 2
 FAM_MSRA = 3
 FAM_ELLIPTIC = 4
+FAM_MSRA_SIGMA = 5
 
 
 @jit
@@ -98,12 +102,44 @@ def put_point(hm, draws, stats, m, c, cx, cy, radius, msra, msra_sigma, p32, fam
 
 
 @jit
+def put_umich(hm, draws, stats, m, c, cx, cy, radius, p32, family):
+    """:func:`~.gaussian.draw_umich_unit` of patch ``p32`` (family ``family``), or its row."""
+    if draws is None:
+        draw_umich_unit(hm[c], cx, cy, radius, p32)
+    else:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, family, radius, 0)
+
+
+@jit
+def put_msra_sigma(hm, draws, stats, m, c, cx, cy, sigma, zero_nan):
+    """:func:`~.gaussian.draw_msra_sigma`, or its row: a ``FAM_MSRA_SIGMA`` patch, or, for
+    upstream's 0/0 (``sigma == 0`` with ``zero_nan``), the NaN it writes at the centre."""
+    if draws is None:
+        draw_msra_sigma(hm[c], cx, cy, sigma, zero_nan)
+    elif sigma == 0 and zero_nan:
+        push(draws, stats, OP_SET, m, c, cx, cy, cx + 1, cy + 1, float_bits(np.nan))
+    else:
+        push(draws, stats, OP_PATCH, m, c, cx, cy, FAM_MSRA_SIGMA, sigma, 0)
+
+
+@jit
 def set_pixel(hm, draws, stats, m, c, x, y, value):
     """``hm[c, y, x] = value``, or its row."""
     if draws is None:
         hm[c, y, x] = np.float32(value)
     else:
         push(draws, stats, OP_SET, m, c, x, y, x + 1, y + 1, float_bits(value))
+
+
+@jit
+def set_box(hm, draws, stats, m, c, x0, y0, x1, y1, value):
+    """``hm[c, y0:y1, x0:x1] = value`` (the box inside the map), or its row."""
+    if draws is None:
+        for y in range(max(y0, 0), min(y1, hm.shape[1])):
+            for x in range(max(x0, 0), min(x1, hm.shape[2])):
+                hm[c, y, x] = np.float32(value)
+    else:
+        push(draws, stats, OP_SET, m, c, x0, y0, x1, y1, float_bits(value))
 
 
 @jit
@@ -142,3 +178,58 @@ def peak_at(hm, draws, stats, m, c, x, y):
             if value >= 1.0:
                 return True
     return False
+
+
+@jit
+def replay(rows, sample, poff, bank, hm, clear):
+    """Replay draw ``rows`` (N, 8) of one map into ``hm`` float32 (B, C, H, W), in order.
+
+    ``sample`` (N,) int64: each row's sample; ``poff`` (N,) int64: where a patch row's patch
+    starts in ``bank`` (float32, flat); its side is ``2 a + 1`` (``FAM_ELLIPTIC``: ``2 a + 1``
+    wide, ``2 b + 1`` high; ``FAM_MSRA``: ``6 a + 1``).  Everything is clipped to the map.
+    With ``clear`` every pixel a row covers is set to 0 instead (undoing a replay).
+    """
+    B, C, H, W = hm.shape
+    for i in range(rows.shape[0]):
+        op = rows[i, 0]
+        b = sample[i]
+        c = rows[i, 2]
+        if op == OP_PATCH:
+            fam = rows[i, 5]
+            rx = rows[i, 6]
+            ry = rows[i, 7] if fam == FAM_ELLIPTIC else rx
+            if fam == FAM_MSRA or fam == FAM_MSRA_SIGMA:
+                rx = 3 * rx
+                ry = rx
+            w = 2 * rx + 1
+            cx = rows[i, 3]
+            cy = rows[i, 4]
+            x0 = max(cx - rx, 0)
+            x1 = min(cx + rx + 1, W)
+            for y in range(max(cy - ry, 0), min(cy + ry + 1, H)):
+                src = poff[i] + (y - cy + ry) * w + (x0 - cx + rx)
+                line = hm[b, c, y]
+                if clear:
+                    for x in range(x0, x1):
+                        line[x] = 0.0
+                else:
+                    for x in range(x0, x1):
+                        v = bank[src + x - x0]
+                        if v > line[x]:
+                            line[x] = v
+            continue
+        bits = np.empty(1, np.int32)
+        bits[0] = rows[i, 7]
+        value = bits.view(np.float32)[0]
+        if clear:
+            value = np.float32(0.0)
+        c0 = 0 if c == -1 else c
+        c1 = C if c == -1 else c + 1
+        for cc in range(c0, c1):
+            for y in range(max(rows[i, 4], 0), min(rows[i, 6], H)):
+                line = hm[b, cc, y]
+                for x in range(max(rows[i, 3], 0), min(rows[i, 5], W)):
+                    if op == OP_SET or clear:
+                        line[x] = value
+                    elif value > line[x]:
+                        line[x] = value

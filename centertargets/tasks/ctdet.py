@@ -15,7 +15,8 @@ import numpy as np
 
 from ..augment import annotations_to_output
 from ..config import BaseConfig, check_bool, fail
-from ..encoders import Annotations, EncodeReport, Encoder, call_kernel, check_boxes, check_classes
+from ..encoders import (Annotations, BoundKernel, EncodeReport, Encoder, check_boxes,
+                        check_classes)
 from ..kernels._jit import jit
 from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERATE, ST_ENCODED,
                               clipped_box, start_objects, window_radius)
@@ -130,7 +131,7 @@ def encode_ctdet(boxes, classes,
                  stats, status):
     """CenterNet ``CTDetDataset`` targets for one sample.
 
-    Called through :func:`centertargets.encoders.call_kernel` with every argument named.
+    Called through a :class:`centertargets.encoders.BoundKernel`, every argument named.
 
     Parameters
     ----------
@@ -244,16 +245,21 @@ class CtdetEncoder(Encoder):
         b = check_boxes(annotations.boxes)
         return Annotations(b, check_classes(annotations.classes, len(b), self.config.num_classes))
 
+    def __init__(self, config: CtdetConfig) -> None:
+        super().__init__(config)
+        spec = self.spec
+        self._kernel = BoundKernel(encode_ctdet, **self._heat, write_wh="wh" in spec,
+                                   write_reg="reg" in spec, write_cat_spec="cat_spec_wh" in spec)
+
     def _run(self, a: Annotations, t: dict[str, np.ndarray], stats: np.ndarray,
              status: np.ndarray) -> None:
         off = self._off
-        call_kernel(encode_ctdet, boxes=a.boxes, classes=a.classes, **self._heat,
-              hm=self._map(t, "hm"), wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
-              reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
-              cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
-              dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
-              write_wh="wh" in t, write_reg="reg" in t, write_cat_spec="cat_spec_wh" in t,
-              draws=t.get("draws"), stats=stats, status=status)
+        self._kernel(boxes=a.boxes, classes=a.classes, hm=self._map(t, "hm"),
+                     wh=t.get("wh", off["f2"]), reg=t.get("reg", off["f2"]), ind=t["ind"],
+                     reg_mask=t["reg_mask"], cat_spec_wh=t.get("cat_spec_wh", off["f2"]),
+                     cat_spec_mask=t.get("cat_spec_mask", off["u2"]),
+                     dense_wh=t.get("dense_wh"), dense_wh_mask=t.get("dense_wh_mask"),
+                     draws=t.get("draws"), stats=stats, status=status)
 
 
 class CtdetUnit(TaskUnit):

@@ -35,8 +35,9 @@ from ..kernels._jit import jit
 from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_ENCODED, ST_IGNORED, S_BAD_CLASS,
                               S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
                               clip_box, consider_objects)
-from ..kernels.gaussian import draw_msra_sigma, draw_umich_unit, gaussian_radius, get_patch32
-from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich, set_box, set_pixel
+from ..kernels.gaussian import gaussian_radius, get_patch32
+from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,6 +177,15 @@ class DddConfig(BaseConfig):
             t.add("reg", (M, 2), F32)
         return self.sparse_spec(t.out)
 
+    def sparse_layout(self) -> SparseLayout:
+        """``hm``: per object a Gaussian, and for an ignore region of every class a Gaussian
+        and a 0.9999 centre per channel; dense with ``rect_mask`` and ``ignore_regions=
+        "keep_positives"`` (which reads the map pixel by pixel)."""
+        if self.rect_mask and self.ignore_regions == "keep_positives":
+            return SparseLayout((), 0, "rect_mask=True with ignore_regions='keep_positives' "
+                                "reads hm over each ignore box")
+        return SparseLayout(("hm",), self.max_objs * 2 * self.num_classes)
+
     def head_spec(self) -> dict[str, HeadSpec]:
         """``hm`` (C), ``dep`` (1), ``rot`` (8), ``dim`` (3), ``wh`` (2), ``reg`` (2)."""
         h = Heads(self.output_size)
@@ -201,7 +211,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
                msra, zero_sigma_nan, radius_formula, min_overlap, min_radius, table32,
                augmented, rect_mask, msra_at_ind, keep_positives,
                hm, wh, reg, dep, dim, ind, rotbin, rotres, reg_mask,
-               rot_mask, write_wh, write_reg, max_objs, centers, stats, status):
+               rot_mask, write_wh, write_reg, max_objs, centers, draws, stats, status):
     """Upstream's ``DddDataset`` targets for one sample.
 
     Called through :func:`centertargets.encoders.call_kernel` with every argument named.
@@ -220,6 +230,8 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
     dep (M, 1), dim (M, 3), rotres (M, 2) float32; ind (M,), rotbin (M, 2) int64;
     reg_mask, rot_mask uint8 (M,): written.
     centers : float32 (N, 4), written: each encoded object's centre and w, h (gt_det).
+    draws : int32 (R, 8) or None: ``hm`` recorded (map 0) instead of drawn; ``hm`` is then
+        a stand-in of its shape (not with ``rect_mask`` and ``keep_positives`` together).
     stats : int64 (NSTATS,); status : int8 (N,): written (ignore regions and skipped
         objects are ``ST_IGNORED``: they hold no slot).
     """
@@ -262,27 +274,32 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
             c0 = 0 if cls == -1 else -cls - 2
             c1 = C if cls == -1 else c0 + 1
             for cc in range(c0, c1):
-                if rect_mask:
+                if rect_mask and keep_positives:     # dense only (sparse_layout)
                     for yy in range(int(y1), int(y2) + 1):
                         for xx in range(int(x1), int(x2) + 1):
-                            if not (keep_positives and hm[cc, yy, xx] == 1.0):
+                            if not hm[cc, yy, xx] == 1.0:
                                 hm[cc, yy, xx] = np.float32(0.9999)
+                elif rect_mask:
+                    set_box(hm, draws, stats, 0, cc, int(x1), int(y1), int(x2) + 1, int(y2) + 1,
+                            0.9999)
                 else:
                     if msra:
-                        draw_msra_sigma(hm[cc], mx, my, radius, zero_sigma_nan)
+                        put_msra_sigma(hm, draws, stats, 0, cc, mx, my, radius, zero_sigma_nan)
                     else:
-                        draw_umich_unit(hm[cc], cx, cy, radius, get_patch32(radius, table32))
-                    if not (keep_positives and hm[cc, cy, cx] == 1.0):
-                        hm[cc, cy, cx] = np.float32(0.9999)
+                        put_umich(hm, draws, stats, 0, cc, cx, cy, radius,
+                                  get_patch32(radius, table32), FAM_UMICH)
+                    if not (keep_positives and peak_at(hm, draws, stats, 0, cc, cx, cy)):
+                        set_pixel(hm, draws, stats, 0, cc, cx, cy, 0.9999)
             status[k] = ST_IGNORED
             stats[S_IGNORED] += 1
             continue
-        if hm[cls, cy, cx] == 1.0:
+        if peak_at(hm, draws, stats, 0, cls, cx, cy):
             stats[S_COLLISIONS] += 1
         if msra:
-            draw_msra_sigma(hm[cls], mx, my, radius, zero_sigma_nan)
+            put_msra_sigma(hm, draws, stats, 0, cls, mx, my, radius, zero_sigma_nan)
         else:
-            draw_umich_unit(hm[cls], cx, cy, radius, get_patch32(radius, table32))
+            put_umich(hm, draws, stats, 0, cls, cx, cy, radius, get_patch32(radius, table32),
+                      FAM_UMICH)
         if write_wh:
             wh[k, 0] = w
             wh[k, 1] = h
@@ -384,12 +401,13 @@ class DddEncoder(Encoder):
                     min_overlap=self._heat["min_overlap"], min_radius=self._heat["min_radius"],
                     table32=self._heat["table32"], augmented=bool(e.get("augmented", False)),
                     rect_mask=cfg.rect_mask, msra_at_ind=cfg.msra_center == "ind",
-                    keep_positives=cfg.ignore_regions == "keep_positives", hm=t["hm"], wh=t.get("wh", off["f2"]),
+                    keep_positives=cfg.ignore_regions == "keep_positives", hm=self._map(t, "hm"),
+                    wh=t.get("wh", off["f2"]),
                     reg=t.get("reg", off["f2"]), dep=t["dep"], dim=t["dim"], ind=t["ind"],
                     rotbin=t["rotbin"], rotres=t["rotres"], reg_mask=t["reg_mask"],
                     rot_mask=t["rot_mask"], write_wh="wh" in t, write_reg="reg" in t,
-                    max_objs=cfg.max_objs, centers=e["centers"], stats=stats,
-                    status=status)
+                    max_objs=cfg.max_objs, centers=e["centers"], draws=t.get("draws"),
+                    stats=stats, status=status)
 
 
 @functools.lru_cache(maxsize=16)

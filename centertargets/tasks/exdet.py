@@ -34,8 +34,9 @@ from ..encoders import (Annotations, Encoder, call_kernel, check_classes, check_
 from ..kernels._jit import jit
 from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE, S_ENCODED, ST_DEGENERATE, ST_ENCODED,
                               clip32, start_objects)
-from ..kernels.gaussian import draw_msra_sigma, draw_umich_unit, get_patch32, object_radius
-from ..spec import F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich
+from ..kernels.gaussian import get_patch32, object_radius
+from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +47,8 @@ __all__ = ["ExdetConfig", "ExdetEncoder", "encode_exdet", "EXTREME_POINTS"]
 
 #: The order of the extreme points, in ``extreme_points`` and in the target names.
 EXTREME_POINTS = ("t", "l", "b", "r")
+#: The heatmaps, in the order of their map index in a draw list.
+EXDET_MAPS = ("hm_t", "hm_l", "hm_b", "hm_r", "hm_c")
 #: A horizontal flip swaps the left and right points.
 FLIP_PAIRS = ((1, 3),)
 
@@ -121,6 +124,10 @@ class ExdetConfig(BaseConfig):
                 t.add(f"ind_{p}", (M,), I64, _DOCS[f"ind_{p}"])
         return self.sparse_spec(t.out)
 
+    def sparse_layout(self) -> SparseLayout:
+        """The five heatmaps, one row each per object."""
+        return SparseLayout(EXDET_MAPS, 5 * self.max_objs)
+
     def head_spec(self) -> dict[str, HeadSpec]:
         """``hm_t/l/b/r`` (E), ``hm_c`` (C) and, with ``reg_offset``, ``reg_t/l/b/r`` (2)."""
         h = Heads(self.output_size)
@@ -143,7 +150,7 @@ def encode_exdet(points, classes,
                  msra, zero_sigma_nan, radius_formula, min_overlap, min_radius, table32,
                  hm_t, hm_l, hm_b, hm_r, hm_c, reg_t, reg_l, reg_b, reg_r,
                  ind_t, ind_l, ind_b, ind_r, reg_mask, write_reg, agnostic, max_objs,
-                 stats, status):
+                 draws, stats, status):
     """Upstream's ``EXDetDataset`` targets for one sample.
 
     Called through :func:`centertargets.encoders.call_kernel` with every argument named.
@@ -162,6 +169,8 @@ def encode_exdet(points, classes,
         uint8 (M,): written when ``write_reg`` (else empty stand-ins).
     agnostic : bool, the extreme heatmaps have one channel.
     max_objs : M.
+    draws : int32 (R, 8) or None: the five heatmaps recorded (maps 0-4: t, l, b, r, c)
+        instead of drawn; the maps are then stand-ins of their shapes.
     stats : int64 (NSTATS,); status : int8 (N,): written.
     """
     C, H, W = hm_c.shape
@@ -186,21 +195,29 @@ def encode_exdet(points, classes,
             pint[j, 1] = int(pts[j, 1])
         cx = int((pts[3, 0] + pts[1, 0]) / np.float32(2.0))
         cy = int((pts[0, 1] + pts[2, 1]) / np.float32(2.0))
-        if hm_c[cls, cy, cx] == 1.0:
+        if peak_at(hm_c, draws, stats, 4, cls, cx, cy):
             stats[S_COLLISIONS] += 1
         if msra:
-            draw_msra_sigma(hm_t[hm_id], pint[0, 0], pint[0, 1], radius, zero_sigma_nan)
-            draw_msra_sigma(hm_l[hm_id], pint[1, 0], pint[1, 1], radius, zero_sigma_nan)
-            draw_msra_sigma(hm_b[hm_id], pint[2, 0], pint[2, 1], radius, zero_sigma_nan)
-            draw_msra_sigma(hm_r[hm_id], pint[3, 0], pint[3, 1], radius, zero_sigma_nan)
-            draw_msra_sigma(hm_c[cls], cx, cy, radius, zero_sigma_nan)
+            put_msra_sigma(hm_t, draws, stats, 0, hm_id, pint[0, 0], pint[0, 1], radius,
+                           zero_sigma_nan)
+            put_msra_sigma(hm_l, draws, stats, 1, hm_id, pint[1, 0], pint[1, 1], radius,
+                           zero_sigma_nan)
+            put_msra_sigma(hm_b, draws, stats, 2, hm_id, pint[2, 0], pint[2, 1], radius,
+                           zero_sigma_nan)
+            put_msra_sigma(hm_r, draws, stats, 3, hm_id, pint[3, 0], pint[3, 1], radius,
+                           zero_sigma_nan)
+            put_msra_sigma(hm_c, draws, stats, 4, cls, cx, cy, radius, zero_sigma_nan)
         else:
             p32 = get_patch32(radius, table32)
-            draw_umich_unit(hm_t[hm_id], pint[0, 0], pint[0, 1], radius, p32)
-            draw_umich_unit(hm_l[hm_id], pint[1, 0], pint[1, 1], radius, p32)
-            draw_umich_unit(hm_b[hm_id], pint[2, 0], pint[2, 1], radius, p32)
-            draw_umich_unit(hm_r[hm_id], pint[3, 0], pint[3, 1], radius, p32)
-            draw_umich_unit(hm_c[cls], cx, cy, radius, p32)
+            put_umich(hm_t, draws, stats, 0, hm_id, pint[0, 0], pint[0, 1], radius, p32,
+                      FAM_UMICH)
+            put_umich(hm_l, draws, stats, 1, hm_id, pint[1, 0], pint[1, 1], radius, p32,
+                      FAM_UMICH)
+            put_umich(hm_b, draws, stats, 2, hm_id, pint[2, 0], pint[2, 1], radius, p32,
+                      FAM_UMICH)
+            put_umich(hm_r, draws, stats, 3, hm_id, pint[3, 0], pint[3, 1], radius, p32,
+                      FAM_UMICH)
+            put_umich(hm_c, draws, stats, 4, cls, cx, cy, radius, p32, FAM_UMICH)
         if write_reg:
             reg_t[k, 0] = pts[0, 0] - pint[0, 0]
             reg_t[k, 1] = pts[0, 1] - pint[0, 1]
@@ -272,11 +289,10 @@ class ExdetEncoder(Encoder):
                     msra=cfg.heatmap == "msra", zero_sigma_nan=cfg.zero_sigma == "nan",
                     radius_formula=self._heat["radius_formula"],
                     min_overlap=self._heat["min_overlap"], min_radius=self._heat["min_radius"],
-                    table32=self._heat["table32"], hm_t=t["hm_t"], hm_l=t["hm_l"],
-                    hm_b=t["hm_b"], hm_r=t["hm_r"], hm_c=t["hm_c"], **reg, **ind,
-                    reg_mask=t.get("reg_mask", off["u1"]), write_reg="reg_mask" in t,
-                    agnostic=cfg.agnostic_ex, max_objs=cfg.max_objs, stats=stats,
-                    status=status)
+                    table32=self._heat["table32"], **{m: self._map(t, m) for m in EXDET_MAPS},
+                    **reg, **ind, reg_mask=t.get("reg_mask", off["u1"]),
+                    write_reg="reg_mask" in t, agnostic=cfg.agnostic_ex,
+                    max_objs=cfg.max_objs, draws=t.get("draws"), stats=stats, status=status)
 
 
 class ExdetUnit(TaskUnit):
