@@ -53,8 +53,10 @@ class UpstreamStyle(torch.utils.data.Dataset):
     """Upstream's ``__getitem__`` as ``bench_dataset.py`` transcribes it, as a Dataset: the
     float32 input and the dense targets, drawn with the same augmentation as ours."""
 
-    def __init__(self, ours: CenterNetDataset, path: Path, root: Path, task: str) -> None:
+    def __init__(self, ours: CenterNetDataset, path: Path, root: Path, task: str,
+                 input_size: int = 512) -> None:
         self.ours = ours
+        self.size = input_size
         anns = json.loads(path.read_text())["annotations"]
         ids = [ours.annotations(i).image_id for i in range(len(ours))]
         self.anns = [[a for a in anns if a["image_id"] == iid] for iid in ids]
@@ -67,8 +69,8 @@ class UpstreamStyle(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         p = self.ours.params(i)
-        inp, width = upstream_style_input(self.files[i], p)
-        out = self.targets(self.anns[i], width, p)
+        inp, width = upstream_style_input(self.files[i], p, self.size)
+        out = self.targets(self.anns[i], width, p, out=self.size // 4)
         out["input"] = np.ascontiguousarray(inp, np.float32)
         return out
 

@@ -152,7 +152,7 @@ def main() -> None:
             one = DeviceFeed(fast, device)(next(iter(DataLoader(fast, batch_size=args.batch))))
             alone = train_rate(iter(lambda: one, None), cfg, device, args.steps, args.warmup)
             print(f"\n{task}: GPU alone {alone:.0f} samples/s", flush=True)
-            rows = [("upstream stand-in", UpstreamStyle(dense, path, root, task), plain),
+            rows = [("upstream stand-in", UpstreamStyle(dense, path, root, task, args.input), plain),
                     ("ours float32 dense", dense, plain),
                     ("ours uint8 + sparse (DeviceFeed)", fast, DeviceFeed(fast, device))]
             for name, ds, feed in rows:

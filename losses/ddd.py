@@ -103,6 +103,7 @@ class DddLoss(_CenterNetLoss):
     def forward(self, outputs: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, o = self.config, self.options
+        batch = self.rendered(batch)                 # sparse heatmaps drawn first
         stacks = self._stacks(outputs)
         needed = ["hm", "dep", "dim", "ind", "rotbin", "rotres", "reg_mask", "rot_mask"]
         if cfg.reg_bbox:

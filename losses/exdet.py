@@ -51,6 +51,7 @@ class ExdetLoss(_CenterNetLoss):
     def forward(self, outputs: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
                 batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, o = self.config, self.options
+        batch = self.rendered(batch)                 # sparse heatmaps drawn first
         stacks = self._stacks(outputs)
         parts = [*EXTREME_POINTS, "c"]
         offsets = cfg.reg_offset and o.off_weight > 0

@@ -13,6 +13,7 @@ raises IndexError, which the run counts as a failure).
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 import time
 
@@ -245,17 +246,19 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
         cfg = random_config(rng)
         boxes, classes, kps = random_inputs(rng, cfg)
         rotated = cfg.task == "multi_pose" and bool(rng.random() < 0.1)
-        try:
+        def encode(cfg):
             if cfg.task == "tracking":
-                t = TrackingEncoder(cfg).encode(boxes, classes, **kps)
-            elif cfg.task == "ddd":
-                t = DddEncoder(cfg).encode(boxes, classes, **kps)
-            elif cfg.task == "exdet":
-                t = ExdetEncoder(cfg).encode(kps, classes)
-            elif cfg.task == "ctdet":
-                t = CtdetEncoder(cfg).encode(boxes, classes)
-            else:
-                t = MultiPoseEncoder(cfg).encode(boxes, kps, classes, rotated=rotated)
+                return TrackingEncoder(cfg).encode(boxes, classes, **kps)
+            if cfg.task == "ddd":
+                return DddEncoder(cfg).encode(boxes, classes, **kps)
+            if cfg.task == "exdet":
+                return ExdetEncoder(cfg).encode(kps, classes)
+            if cfg.task == "ctdet":
+                return CtdetEncoder(cfg).encode(boxes, classes)
+            return MultiPoseEncoder(cfg).encode(boxes, kps, classes, rotated=rotated)
+
+        try:
+            t = encode(cfg)
         except (ValueError, TypeError) as exc:
             msg = str(exc)
             assert any(w in msg for w in ("boxes", "classes", "keypoints", "points")), (case, msg)
@@ -266,8 +269,31 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
                 check_targets(cfg, t, classes)
             except AssertionError as exc:
                 raise AssertionError(f"case {case} (seed {seed}): {exc}; config {cfg}") from None
+        if cfg.task != "tracking" and rng.random() < 0.5:
+            check_sparse(cfg, t, encode)
         counts["encoded"] += 1
     return counts
+
+
+def check_sparse(cfg, dense, encode) -> None:
+    """The same case with ``heatmaps="sparse"``: the draw list, rendered by the compiled
+    replay and by the scatter, equals the dense targets bit for bit (NaN where they have it)."""
+    import torch
+
+    from centertargets import sparse
+    from centertargets.device import render_heatmaps
+
+    sc = cfg.replace(heatmaps="sparse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)        # a config that stays dense
+        got = encode(sc)
+    batch = {k: torch.as_tensor(v)[None] for k, v in got.items()}
+    scattered = {k: v[0].numpy() for k, v in
+                 render_heatmaps(batch, sc, method="scatter").items()}
+    for rendered in (sparse.render(got, sc), scattered):
+        assert set(rendered) == set(dense), (sorted(rendered), sorted(dense))
+        for k, want in dense.items():
+            np.testing.assert_array_equal(rendered[k], want, err_msg=f"{k} of {sc}")
 
 
 def main(run_cases, doc: str) -> None:

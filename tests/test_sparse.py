@@ -290,3 +290,40 @@ def test_heatmap_renderer_reuses_its_maps_and_clears_what_it_drew(buffers, metho
     assert seen[0] == seen[buffers]                      # the same maps came back
     with pytest.raises(ValueError, match="buffers"):
         HeatmapRenderer(cfg, 0)
+
+
+def test_gpu_feed_script_runs_on_a_cpu():
+    """benchmarks/gpu_train_feed.py (meant for a GPU) runs end to end, tiny, on the CPU."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train_feed.py"
+    run = subprocess.run([sys.executable, str(script), "--device", "cpu", "--input", "64",
+                          "--batch", "2", "--steps", "1", "--warmup", "1", "--images", "4",
+                          "--workers", "0", "--tasks", "ctdet,multi_pose"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("GPU alone") == 2
+    assert run.stdout.count("% of the GPU-alone rate") == 6, run.stdout
+
+
+@pytest.mark.parametrize("path", [p for p in reference_files(supported())
+                                  if p.id.endswith("_000_0") and "_dense_" not in p.id])
+def test_every_tasks_loss_takes_the_sparse_batch(path):
+    """Each task's loss on a fixture's sparse batch (rendered inside the loss) gives the
+    dense batch's value exactly, with random head outputs."""
+    from centertargets.losses import make_loss
+
+    meta, _ = load_fixture(need_reference(path))
+    dense = centernet.encode_sample(meta)
+    got = centernet.encode_sample(meta, "sparse")
+    config = centernet.config_from_meta(meta)
+    batch_d = {k: torch.as_tensor(v)[None] for k, v in dense.items()}
+    batch_s = {k: torch.as_tensor(v)[None] for k, v in got.items()}
+    W, H = config.output_size
+    gen = torch.Generator().manual_seed(0)
+    heads = {n: torch.randn((1, c, H, W), generator=gen) for n, c in config.heads().items()}
+    want, _ = make_loss(config)(heads, batch_d)
+    sparse_loss, _ = make_loss(config.replace(heatmaps="sparse"))(heads, batch_s)
+    assert torch.equal(want, sparse_loss) or (want.isnan() and sparse_loss.isnan())
