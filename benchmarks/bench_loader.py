@@ -118,7 +118,7 @@ def item_bytes(item: dict) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=1, help="passes over the images per rate")
+    ap.add_argument("--rounds", type=int, default=3, help="passes over the images per rate")
     ap.add_argument("--repeat", type=int, default=2, help="rates per cell (the best is shown)")
     ap.add_argument("--quick", action="store_true", help="32 images, one pass, 0 and 2 workers")
     args = ap.parse_args()

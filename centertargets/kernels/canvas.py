@@ -208,15 +208,12 @@ def replay(rows, sample, poff, bank, hm, clear):
             x1 = min(cx + rx + 1, W)
             for y in range(max(cy - ry, 0), min(cy + ry + 1, H)):
                 src = poff[i] + (y - cy + ry) * w + (x0 - cx + rx)
-                line = hm[b, c, y]
+                line = hm[b, c, y, x0:x1]
                 if clear:
-                    for x in range(x0, x1):
-                        line[x] = 0.0
-                else:
-                    for x in range(x0, x1):
-                        v = bank[src + x - x0]
-                        if v > line[x]:
-                            line[x] = v
+                    line[:] = 0.0
+                else:                    # branch-free, as draw_umich_unit (no NaN in patches)
+                    for x in range(x1 - x0):
+                        line[x] = max(line[x], bank[src + x])
             continue
         bits = np.empty(1, np.int32)
         bits[0] = rows[i, 7]
