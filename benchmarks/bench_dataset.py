@@ -5,7 +5,8 @@ upstream's training transform (random crop, flip, colour), 512 input / 128
 output.  Measured in the same run, milliseconds per sample (best of repeats):
 
 * targets: annotations of one image -> all targets (``CenterNetDataset.item``
-  without an image) against the stand-in's annotation loop;
+  without an image; dense, and with ``heatmaps="sparse"``) against the stand-in's
+  annotation loop;
 * whole sample: image in, network input and targets out, colour included;
 * floor: ``cv2.imread`` + ``cv2.warpAffine`` alone;
 * DataLoader samples/s with 0 and 2 workers, fork and spawn, and the first
@@ -337,6 +338,10 @@ def main() -> None:
             label = f"{task}, {count} {'persons' if task == 'multi_pose' else 'objects'}"
             rows.append((f"targets, {label}", f"{t_ours * 1e3:.3f} ms",
                          f"upstream-style {t_up * 1e3:.2f} ms = {t_up / t_ours:.1f}x"))
+            ds_s = CenterNetDataset(coco, cfg.replace(heatmaps="sparse"), augment=aug)
+            t_sparse = per_sample(lambda i: ds_s.item(i, params[i]), n, args.repeat)
+            rows.append((f"  the same, heatmaps='sparse'", f"{t_sparse * 1e3:.3f} ms",
+                         f"{t_up / t_sparse:.1f}x"))
             if count != 15:
                 continue
 

@@ -34,6 +34,7 @@ OP_PATCH = 1
 OP_MAX = 2
 OP_SET = 3
 DRAW_COLUMNS = 8
+ONE_BITS = 0x3F800000          # float32 1.0
 
 #: Patch families: umich patches of radius ``a`` from CenterNet's table (float64 values rounded
 #: once), mmdetection's torch float32 table, MSRA windows of integer sigma ``a`` (numpy's
@@ -62,15 +63,14 @@ def push(draws, stats, op, m, c, v0, v1, v2, v3, v4):
     if n >= draws.shape[0]:
         stats[S_DRAWS_LOST] += 1
         return
-    row = draws[n]
-    row[0] = op
-    row[1] = m
-    row[2] = c
-    row[3] = v0
-    row[4] = v1
-    row[5] = v2
-    row[6] = v3
-    row[7] = v4
+    draws[n, 0] = op
+    draws[n, 1] = m
+    draws[n, 2] = c
+    draws[n, 3] = v0
+    draws[n, 4] = v1
+    draws[n, 5] = v2
+    draws[n, 6] = v3
+    draws[n, 7] = v4
     stats[S_DRAWS] = n + 1
 
 
@@ -161,21 +161,18 @@ def peak_at(hm, draws, stats, m, c, x, y):
     """
     if draws is None:
         return hm[c, y, x] == 1.0
-    one = float_bits(1.0)
-    for i in range(stats[S_DRAWS] - 1, -1, -1):
-        row = draws[i]
-        if row[1] != m or (row[2] != c and row[2] != -1):
+    for i in range(stats[S_DRAWS] - 1, -1, -1):    # no row views: each costs a refcount
+        if draws[i, 1] != m or (draws[i, 2] != c and draws[i, 2] != -1):
             continue
-        if row[0] == OP_PATCH:
-            if row[3] == x and row[4] == y:
+        if draws[i, 0] == OP_PATCH:
+            if draws[i, 3] == x and draws[i, 4] == y:
                 return True
-        elif row[3] <= x < row[5] and row[4] <= y < row[6]:
+        elif draws[i, 3] <= x < draws[i, 5] and draws[i, 4] <= y < draws[i, 6]:
+            if draws[i, 0] == OP_SET:
+                return draws[i, 7] == ONE_BITS
             v = np.empty(1, np.int32)
-            v[0] = row[7]
-            value = v.view(np.float32)[0]
-            if row[0] == OP_SET:
-                return row[7] == one
-            if value >= 1.0:
+            v[0] = draws[i, 7]
+            if v.view(np.float32)[0] >= 1.0:
                 return True
     return False
 
@@ -190,6 +187,7 @@ def replay(rows, sample, poff, bank, hm, clear):
     With ``clear`` every pixel a row covers is set to 0 instead (undoing a replay).
     """
     B, C, H, W = hm.shape
+    bits = rows[:, 7].copy().view(np.float32)       # the constants of box rows
     for i in range(rows.shape[0]):
         op = rows[i, 0]
         b = sample[i]
@@ -206,27 +204,25 @@ def replay(rows, sample, poff, bank, hm, clear):
             cy = rows[i, 4]
             x0 = max(cx - rx, 0)
             x1 = min(cx + rx + 1, W)
+            # element indexing throughout: a view per line would cost a refcount each
             for y in range(max(cy - ry, 0), min(cy + ry + 1, H)):
-                src = poff[i] + (y - cy + ry) * w + (x0 - cx + rx)
-                line = hm[b, c, y, x0:x1]
+                src = poff[i] + (y - cy + ry) * w - (cx - rx)
                 if clear:
-                    line[:] = 0.0
+                    for x in range(x0, x1):
+                        hm[b, c, y, x] = 0.0
                 else:                    # branch-free, as draw_umich_unit (no NaN in patches)
-                    for x in range(x1 - x0):
-                        line[x] = max(line[x], bank[src + x])
+                    for x in range(x0, x1):
+                        hm[b, c, y, x] = max(hm[b, c, y, x], bank[src + x])
             continue
-        bits = np.empty(1, np.int32)
-        bits[0] = rows[i, 7]
-        value = bits.view(np.float32)[0]
+        value = bits[i]
         if clear:
             value = np.float32(0.0)
         c0 = 0 if c == -1 else c
         c1 = C if c == -1 else c + 1
         for cc in range(c0, c1):
             for y in range(max(rows[i, 4], 0), min(rows[i, 6], H)):
-                line = hm[b, cc, y]
                 for x in range(max(rows[i, 3], 0), min(rows[i, 5], W)):
                     if op == OP_SET or clear:
-                        line[x] = value
-                    elif value > line[x]:
-                        line[x] = value
+                        hm[b, cc, y, x] = value
+                    elif value > hm[b, cc, y, x]:
+                        hm[b, cc, y, x] = value

@@ -174,7 +174,7 @@ def encode_ctdet(boxes, classes,
         if peak_at(hm, draws, stats, 0, cls, cx, cy):
             stats[S_COLLISIONS] += 1
         put_peak(hm, draws, stats, 0, cls, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w,
-                 h, get_patch32(radius, table32), patch_family)
+                 h, get_patch32(radius, table32) if draws is None else table32, patch_family)
         if write_wh:
             wh[k, 0] = w
             wh[k, 1] = h
