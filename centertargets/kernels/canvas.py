@@ -204,15 +204,17 @@ def replay(rows, sample, poff, bank, hm, clear):
             cy = rows[i, 4]
             x0 = max(cx - rx, 0)
             x1 = min(cx + rx + 1, W)
-            # element indexing throughout: a view per line would cost a refcount each
+            if x0 >= x1:
+                continue
             for y in range(max(cy - ry, 0), min(cy + ry + 1, H)):
-                src = poff[i] + (y - cy + ry) * w - (cx - rx)
+                src = poff[i] + (y - cy + ry) * w + (x0 - cx + rx)
+                line = hm[b, c, y, x0:x1]          # line views vectorise, as draw_umich_unit
                 if clear:
-                    for x in range(x0, x1):
-                        hm[b, c, y, x] = 0.0
-                else:                    # branch-free, as draw_umich_unit (no NaN in patches)
-                    for x in range(x0, x1):
-                        hm[b, c, y, x] = max(hm[b, c, y, x], bank[src + x])
+                    line[:] = 0.0
+                else:
+                    vals = bank[src:src + (x1 - x0)]
+                    for x in range(x1 - x0):
+                        line[x] = max(line[x], vals[x])
             continue
         value = bits[i]
         if clear:
