@@ -171,8 +171,13 @@ def render_targets(targets: dict[str, np.ndarray], config: Any, scale: int = 3,
     network input (e.g. :func:`network_input_to_rgb` of the item's
     ``input``) shown under the heatmaps.  ``keypoints``: the sample's joints in
     output pixels (``sample_annotations(...).keypoints``): labelled joints that
-    the targets do not supervise (``hps_mask`` 0) are marked with red crosses.
+    the targets do not supervise (``hps_mask`` 0) are marked with red crosses.  An item of
+    a ``heatmaps="sparse"`` config has its ``draws`` rendered first.
     """
+    if "draws" in targets:                     # a heatmaps="sparse" item: its maps drawn
+        from .sparse import render
+
+        targets = render(targets, config)
     W, H = config.output_size
     base = None
     if image is not None:

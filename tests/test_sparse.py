@@ -327,3 +327,14 @@ def test_every_tasks_loss_takes_the_sparse_batch(path):
     want, _ = make_loss(config)(heads, batch_d)
     sparse_loss, _ = make_loss(config.replace(heatmaps="sparse"))(heads, batch_s)
     assert torch.equal(want, sparse_loss) or (want.isnan() and sparse_loss.isnan())
+
+
+def test_a_sparse_item_renders_as_a_picture_like_the_dense_one():
+    from centertargets.visualize import render_targets
+
+    cfg = MultiPoseConfig(output_size=(48, 48), num_joints=4)
+    a = _random_annotations(np.random.default_rng(2), cfg)
+    dense = make_encoder(cfg).encode_annotations(a)[0]
+    got = make_encoder(cfg.replace(heatmaps="sparse")).encode_annotations(a)[0]
+    np.testing.assert_array_equal(render_targets(got, cfg.replace(heatmaps="sparse")),
+                                  render_targets(dense, cfg))

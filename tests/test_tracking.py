@@ -402,3 +402,25 @@ def test_encoder_inputs_are_checked_by_name(extra, match):
                                          ddd=True))
     with pytest.raises(ValueError, match=match):
         enc.encode(np.array([[2, 2, 8, 8]], np.float32), [1], **extra)
+
+
+def test_device_feed_finishes_both_frames(tmp_path):
+    """DeviceFeed on a uint8 tracking batch: input and pre_img normalised (each with its own
+    colour draws) within 1e-6 of the float32 path, every target moved unchanged."""
+    from torch.utils.data import default_collate
+
+    from centertargets.device import DeviceFeed
+    from centertargets.track_demo import write_videos
+
+    coco = CocoDataset.load(write_videos(tmp_path, videos=1, frames=3, seed=1))
+    cfg = TrackingConfig(output_size=(32, 32), num_classes=1, max_objs=4)
+    kw = dict(augment=AugmentConfig(train=True), image_root=tmp_path, seed=5)
+    f32 = TrackingDataset(coco, cfg, **kw)
+    u8 = TrackingDataset(coco, cfg, input_dtype="uint8", **kw)
+    a = default_collate([f32[i] for i in range(3)])
+    inp, targets = DeviceFeed(u8)(default_collate([u8[i] for i in range(3)]))
+    assert (inp - a["input"]).abs().max() <= 1e-6
+    assert (targets["pre_img"] - a["pre_img"]).abs().max() <= 1e-6
+    for k, v in a.items():
+        if k not in ("input", "pre_img", "meta"):
+            assert torch.equal(targets[k], v), k
