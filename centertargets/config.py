@@ -132,7 +132,9 @@ class BaseConfig:
     """The fields every task's config has (see a task's config for their meaning).
 
     Subclasses set ``task`` (the unit's name), call :meth:`_validate_common`
-    in ``__post_init__``, and implement :meth:`spec` and :meth:`head_spec`.
+    in ``__post_init__``, and implement :meth:`spec` (ending with :meth:`sparse_spec`) and
+    :meth:`head_spec`; a task whose kernel can record its heatmaps overrides
+    :meth:`sparse_layout`.
     """
 
     task: ClassVar[str] = ""

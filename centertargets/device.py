@@ -132,8 +132,7 @@ def render_heatmaps(targets: Mapping[str, Any], config: Any,
     dense maps costs more than drawing them (a batch of 32 ctdet maps is 168 MB):
     :class:`HeatmapRenderer` keeps its maps and clears only the pixels it drew.
     """
-    if method not in ("auto", "scatter"):
-        raise ValueError(f"method={method!r}: expected 'auto' or 'scatter'")
+    _check_method(method)
     result, draws, wants = _unpack(targets, config)
     if draws is None:
         return result
@@ -169,6 +168,7 @@ class HeatmapRenderer:
     def __init__(self, config: Any, buffers: int = 2, method: str = "auto") -> None:
         if isinstance(buffers, bool) or not (isinstance(buffers, int) and buffers >= 1):
             raise ValueError(f"buffers={buffers!r}: expected an int >= 1")
+        _check_method(method)
         self.config = config
         self.method = method
         self._slots: list[tuple[list[torch.Tensor], Any] | None] = [None] * buffers
@@ -196,6 +196,12 @@ class HeatmapRenderer:
         self._slots[k] = (maps, draws.numpy().copy() if touched is None else touched)
         result.update(zip(self.config.sparse_layout().maps, maps))
         return result
+
+
+def _check_method(method: str) -> None:
+    if method not in ("auto", "scatter"):
+        raise ValueError(f"method={method!r}: expected 'auto' (the compiled replay on a CPU, "
+                         "a scatter elsewhere) or 'scatter'")
 
 
 def _unpack(targets: Mapping[str, Any], config: Any

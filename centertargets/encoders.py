@@ -19,10 +19,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ._warn import warn
 from .config import BaseConfig
 from .kernels import encode as K
 from .kernels import validate as V
-from ._warn import warn
 from .kernels.canvas import FAM_MMDET, FAM_UMICH
 from .kernels.gaussian import (RADIUS_CENTERNET, RADIUS_CORRECTED, RADIUS_EXACT_SIDES,
                                 mmdet_patch_table32, msra_patch, patch_table, patch_table32)

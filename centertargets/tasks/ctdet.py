@@ -22,7 +22,7 @@ from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERA
                               clipped_box, start_objects, window_radius)
 from ..kernels.canvas import peak_at, put_peak
 from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
-from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,9 @@ class CtdetConfig(BaseConfig):
         the report) or ``"error"``.
     with_cat : also return ``cat`` (M,) int64, the class of each slot (not a
         CenterNet target; the "fast" focal loss reads positives with it).
+    heatmaps : ``"dense"`` (default, CenterNet's targets) or ``"sparse"``: ``hm`` travels as
+        ``draws`` (R, 8) int32, a draw list the training device renders bit for bit
+        (:func:`centertargets.device.render_heatmaps`; every task's config has this field).
     """
 
     cat_spec_wh: bool = False

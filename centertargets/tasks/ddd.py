@@ -37,7 +37,7 @@ from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_ENCODED, ST_IGNORE
                               clip_box, consider_objects)
 from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich, set_box, set_pixel
 from ..kernels.gaussian import gaussian_radius, get_patch32
-from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover

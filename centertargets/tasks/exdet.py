@@ -36,7 +36,7 @@ from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE, S_ENCODED, ST_DEGENERA
                               clip32, start_objects)
 from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich
 from ..kernels.gaussian import get_patch32, object_radius
-from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover

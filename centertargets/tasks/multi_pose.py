@@ -27,7 +27,7 @@ from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE,
                               clipped_box, draw_point, start_objects, window_radius)
 from ..kernels.canvas import peak_at, put_peak, put_point, set_all, set_pixel
 from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
-from ..spec import SparseLayout, F32, I64, U8, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
