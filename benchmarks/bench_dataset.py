@@ -215,17 +215,22 @@ def upstream_style_ctdet_targets(anns, width, p: AugmentParams, out=128, M=128, 
 
 # --- set-up ------------------------------------------------------------------------------------
 
-def write_dataset(folder: Path, task: str, n_images: int, per_image: int) -> Path:
-    if task == "multi_pose":
-        scenes = [person_scene(i, num_people=per_image) for i in range(n_images)]
-    else:
-        scenes = [detection_scene(i, num_objects=per_image) for i in range(n_images)]
-    data = to_coco(scenes, categories="person" if task == "multi_pose" else "coco80")
+def write_dataset(folder: Path, task: str, n_images: int,
+                  per_image: int | tuple[int, int]) -> Path:
+    """640x480 JPEGs and their COCO json: ``per_image`` persons (multi_pose) or objects of
+    80 classes (ctdet) per image, or a count drawn from ``[lo, hi]`` per image."""
     rng = np.random.default_rng(0)
+    lo, hi = per_image if isinstance(per_image, tuple) else (per_image, per_image)
+    counts = [int(rng.integers(lo, hi + 1)) for _ in range(n_images)]
+    if task == "multi_pose":
+        scenes = [person_scene(i, num_people=c) for i, c in enumerate(counts)]
+    else:
+        scenes = [detection_scene(i, num_objects=c) for i, c in enumerate(counts)]
+    data = to_coco(scenes, categories="person" if task == "multi_pose" else "coco80")
     for img in data["images"]:
         pixels = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (9, 9), 3)
         cv2.imwrite(str(folder / img["file_name"]), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    path = folder / f"{task}_{per_image}.json"
+    path = folder / f"{task}_{lo}_{hi}.json"
     path.write_text(json.dumps(data))
     return path
 

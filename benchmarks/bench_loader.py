@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -39,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
 from bench_dataset import (per_sample, upstream_style_ctdet_targets,  # noqa: E402
                            upstream_style_input, upstream_style_pose_targets)
+from bench_dataset import write_dataset as write_images  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig)
 from centertargets.coco import COCO_CATEGORY_IDS
 from centertargets.device import HeatmapRenderer, render_heatmaps
-from centertargets.synthetic import detection_scene, person_scene, to_coco
 
 BATCH = 16
 
@@ -76,19 +75,8 @@ class UpstreamStyle(torch.utils.data.Dataset):
 
 
 def write_dataset(folder: Path, task: str, n_images: int) -> Path:
-    rng = np.random.default_rng(0)
-    if task == "multi_pose":
-        scenes = [person_scene(i, num_people=int(rng.integers(5, 16))) for i in range(n_images)]
-    else:
-        scenes = [detection_scene(i, num_objects=int(rng.integers(3, 31)))
-                  for i in range(n_images)]
-    data = to_coco(scenes, categories="person" if task == "multi_pose" else "coco80")
-    for img in data["images"]:
-        pixels = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (9, 9), 3)
-        cv2.imwrite(str(folder / img["file_name"]), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    path = folder / f"{task}.json"
-    path.write_text(json.dumps(data))
-    return path
+    """The issue's scenes: ctdet 3-30 objects of 80 classes, multi_pose 5-15 persons."""
+    return write_images(folder, task, n_images, (3, 30) if task == "ctdet" else (5, 15))
 
 
 def loader_rate(ds, workers: int, finish=None, rounds: int = 2) -> float:

@@ -342,10 +342,10 @@ def test_make_loss_builds_the_generic_loss_and_refuses_centernet_options():
         GenericLoss(cfg, weights={"dep": 1.0})
 
 
-def test_uint8_frames_finish_on_the_device_like_the_float32_path(tmp_path):
+def _float32_and_uint8_batches(tmp_path):
+    """One batch of 3 two-frame samples, float32 and uint8 (same draws)."""
     from torch.utils.data import default_collate
 
-    from centertargets.device import normalize_batch
     from centertargets.track_demo import write_videos
 
     coco = CocoDataset.load(write_videos(tmp_path, videos=1, frames=3, seed=1))
@@ -353,8 +353,14 @@ def test_uint8_frames_finish_on_the_device_like_the_float32_path(tmp_path):
     kw = dict(augment=AugmentConfig(train=True), image_root=tmp_path, seed=5)
     f32 = TrackingDataset(coco, cfg, **kw)
     u8 = TrackingDataset(coco, cfg, input_dtype="uint8", **kw)
-    a = default_collate([f32[i] for i in range(3)])
-    b = default_collate([u8[i] for i in range(3)])
+    return (default_collate([f32[i] for i in range(3)]),
+            default_collate([u8[i] for i in range(3)]), u8)
+
+
+def test_uint8_frames_finish_on_the_device_like_the_float32_path(tmp_path):
+    from centertargets.device import normalize_batch
+
+    a, b, _ = _float32_and_uint8_batches(tmp_path)
     assert b["input"].dtype == torch.uint8 and b["pre_img"].dtype == torch.uint8
     for key, color in (("input", "color"), ("pre_img", "pre_color")):
         x = normalize_batch(b[key], {"color": b["meta"][color]})
@@ -407,18 +413,10 @@ def test_encoder_inputs_are_checked_by_name(extra, match):
 def test_device_feed_finishes_both_frames(tmp_path):
     """DeviceFeed on a uint8 tracking batch: input and pre_img normalised (each with its own
     colour draws) within 1e-6 of the float32 path, every target moved unchanged."""
-    from torch.utils.data import default_collate
-
     from centertargets.device import DeviceFeed
-    from centertargets.track_demo import write_videos
 
-    coco = CocoDataset.load(write_videos(tmp_path, videos=1, frames=3, seed=1))
-    cfg = TrackingConfig(output_size=(32, 32), num_classes=1, max_objs=4)
-    kw = dict(augment=AugmentConfig(train=True), image_root=tmp_path, seed=5)
-    f32 = TrackingDataset(coco, cfg, **kw)
-    u8 = TrackingDataset(coco, cfg, input_dtype="uint8", **kw)
-    a = default_collate([f32[i] for i in range(3)])
-    inp, targets = DeviceFeed(u8)(default_collate([u8[i] for i in range(3)]))
+    a, b, u8 = _float32_and_uint8_batches(tmp_path)
+    inp, targets = DeviceFeed(u8)(b)
     assert (inp - a["input"]).abs().max() <= 1e-6
     assert (targets["pre_img"] - a["pre_img"]).abs().max() <= 1e-6
     for k, v in a.items():
