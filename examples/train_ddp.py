@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     k = max(1, min(3, len(losses) // 4))
     result = {"rank": rank, "first": sum(losses[:k]) / k, "last": sum(losses[-k:]) / k,
               "checksum": checksum, "steps": len(losses)}
-    print(json.dumps(result), flush=True)
+    # one write of one line: both ranks share stdout, and print() writes the text and the
+    # newline separately, so two ranks' lines could run together
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
     dist.destroy_process_group()
     return result
 

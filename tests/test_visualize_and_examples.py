@@ -101,6 +101,7 @@ def test_readme_decode_snippet_runs_as_written():
 def test_distributed_example_runs_under_torchrun_with_two_processes(tmp_path):
     import json
     import os
+    import re
     import subprocess
     import sys
 
@@ -111,7 +112,7 @@ def test_distributed_example_runs_under_torchrun_with_two_processes(tmp_path):
                          capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert res.returncode == 0, res.stderr[-3000:]
-    ranks = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    ranks = [json.loads(m) for m in re.findall(r"\{[^{}]*\}", res.stdout)]
     assert sorted(r["rank"] for r in ranks) == [0, 1]
     assert ranks[0]["checksum"] == ranks[1]["checksum"]        # DDP kept the ranks in step
     for r in ranks:
