@@ -9,6 +9,7 @@ output, batch 16, ``default_collate``.  Measured in the same run, per task:
   normalisation and the targets), ours float32, ours ``input_dtype="uint8"``, and ours uint8 +
   ``heatmaps="sparse"`` with the batch's heatmaps rendered in the main process on the CPU
   (a ``HeatmapRenderer``, counted in the rate; then ``render_heatmaps`` into fresh tensors);
+  and the same with ``centertargets.batch.collate`` (the batch in one shared-memory block);
   ``normalize_batch`` is left to the training device (on a CPU it costs more than the
   whole sample: it is meant for a GPU);
 * bytes per sample of each (everything but ``meta``);
@@ -42,6 +43,7 @@ from bench_dataset import write_dataset as write_images  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig)
+from centertargets.batch import collate
 from centertargets.coco import COCO_CATEGORY_IDS
 from centertargets.device import HeatmapRenderer, render_heatmaps
 
@@ -79,11 +81,11 @@ def write_dataset(folder: Path, task: str, n_images: int) -> Path:
     return write_images(folder, task, n_images, (3, 30) if task == "ctdet" else (5, 15))
 
 
-def loader_rate(ds, workers: int, finish=None, rounds: int = 2) -> float:
+def loader_rate(ds, workers: int, finish=None, rounds: int = 2, collate_fn=None) -> float:
     """Samples/s of a DataLoader (batch 16) over ``ds`` after every worker has produced;
     ``finish(batch)`` runs on each batch in the main process and is counted."""
     loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, shuffle=False,
-                        persistent_workers=bool(workers))
+                        persistent_workers=bool(workers), collate_fn=collate_fn)
     for b in loader:                # start and warm every worker
         if finish:
             finish(b)
@@ -136,25 +138,26 @@ def main() -> None:
             def fresh(b, _sp=sp):
                 render_heatmaps(b, _sp)
 
-            variants = [("upstream stand-in", up, None), ("ours float32", f32, None),
-                        ("ours uint8", u8, None),
-                        ("ours uint8 + sparse + render", fast, kept),
-                        ("  render into fresh tensors", fast, fresh)]
-            sizes = {name: item_bytes(ds[0]) for name, ds, _ in variants[:4]}
+            variants = [("upstream stand-in", up, None, None), ("ours float32", f32, None, None),
+                        ("ours uint8", u8, None, None),
+                        ("ours uint8 + sparse + render", fast, kept, None),
+                        ("  render into fresh tensors", fast, fresh, None),
+                        ("  + batch.collate (one block)", fast, kept, collate)]
+            sizes = {name: item_bytes(ds[0]) for name, ds, *_ in variants[:4]}
             lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
             header = "  " + f"{'':<36}" + "".join(f"{f'{w} workers':>18}" for w in workers) + \
                 f"{'bytes/sample':>15}"
             lines.append(header)
             # best of `repeat` rates per cell, the variants taking turns (this machine's speed
             # drifts by 2x within minutes; a drift then hits every variant alike)
-            rates = {(name, w): 0.0 for name, _, _ in variants for w in workers}
+            rates = {(name, w): 0.0 for name, *_ in variants for w in workers}
             for _ in range(args.repeat):
-                for name, ds, finish in variants:
+                for name, ds, finish, coll in variants:
                     for w in workers:
                         rates[name, w] = max(rates[name, w],
-                                             loader_rate(ds, w, finish, args.rounds))
+                                             loader_rate(ds, w, finish, args.rounds, coll))
             base = {w: rates["upstream stand-in", w] for w in workers}
-            for name, ds, finish in variants:
+            for name, *_ in variants:
                 cells = []
                 for w in workers:
                     r = rates[name, w]
