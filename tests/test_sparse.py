@@ -338,3 +338,29 @@ def test_a_sparse_item_renders_as_a_picture_like_the_dense_one():
     got = make_encoder(cfg.replace(heatmaps="sparse")).encode_annotations(a)[0]
     np.testing.assert_array_equal(render_targets(got, cfg.replace(heatmaps="sparse")),
                                   render_targets(dense, cfg))
+
+
+def test_hand_written_rows_of_every_op_render_alike():
+    """A max box, set boxes over one channel and over all, and patches of each family, in
+    an order where it matters: both renderers give the map written out by hand."""
+    cfg = CtdetConfig(output_size=(12, 10), num_classes=2, max_objs=8, heatmaps="sparse")
+    bits = lambda v: int(np.array(v, np.float32).view(np.int32))   # noqa: E731
+    rows = np.zeros((8, 8), np.int32)
+    rows[0] = (sparse.OP_PATCH, 0, 0, 3, 4, sparse.FAM_UMICH, 2, 0)
+    rows[1] = (sparse.OP_MAX, 0, 1, 2, 2, 6, 5, bits(0.25))
+    rows[2] = (sparse.OP_SET, 0, -1, 0, 0, 4, 3, bits(0.5))
+    rows[3] = (sparse.OP_PATCH, 0, 1, 10, 8, sparse.FAM_ELLIPTIC, 3, 1)
+    rows[4] = (sparse.OP_PATCH, 0, 0, 11, 0, sparse.FAM_MSRA_SIGMA, 1, 0)
+    want = np.zeros((2, 10, 12), np.float32)
+    p = sparse.patch(sparse.FAM_UMICH, 2)
+    want[0, 2:7, 1:6] = p
+    want[1, 2:5, 2:6] = 0.25
+    want[:, 0:3, 0:4] = 0.5
+    e = sparse.patch(sparse.FAM_ELLIPTIC, 3, 1)
+    want[1, 7:10, 7:12] = np.maximum(want[1, 7:10, 7:12], e[:, :5])
+    m = sparse.patch(sparse.FAM_MSRA_SIGMA, 1)
+    want[0, 0:4, 8:12] = np.maximum(want[0, 0:4, 8:12], m[3:7, 0:4])
+    t = {"draws": rows}
+    np.testing.assert_array_equal(sparse.render(t, cfg)["hm"], want)
+    got = render_heatmaps({"draws": torch.as_tensor(rows)[None]}, cfg, method="scatter")
+    np.testing.assert_array_equal(got["hm"][0].numpy(), want)

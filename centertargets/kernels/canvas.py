@@ -4,22 +4,10 @@ A task kernel that supports sparse heatmaps takes ``draws`` next to its maps:
 ``None`` for dense targets (numba prunes the recording branch, and the kernel
 compiles to the plain drawing code), or an int32 ``(R, 8)`` array to which each
 write of a heatmap appends one row instead.  The dense map argument is then a
-stand-in that only carries its shape (never read or written).  Rows, in the
-order the writes happened (:mod:`centertargets.sparse` documents the format and
-renders them):
-
-====  =====  =======  ====  ====  ======  ======  ======
-op    map    channel  c0    c1    c2      c3      c4
-====  =====  =======  ====  ====  ======  ======  ======
-1     m      c        cx    cy    family  a       b         max with a Gaussian patch
-2     m      c or -1  x0    y0    x1      y1      bits      max with a constant over a box
-3     m      c or -1  x0    y0    x1      y1      bits      set a box to a constant
-====  =====  =======  ====  ====  ======  ======  ======
-
-``family``/``a``/``b`` name the patch (``FAM_*``); boxes are ``[x0, x1) x [y0, y1)``;
-``bits`` is the float32 constant's bit pattern; channel -1 is every channel of
-map ``m``.  Unused rows are all zero (op 0).  The count of rows is kept in
-``stats[S_DRAWS]``.
+stand-in that only carries its shape (never read or written).  Rows come in
+the order the writes happened; :mod:`centertargets.sparse` documents their
+columns and renders them, and :func:`replay` draws them here.  The count of
+rows is kept in ``stats[S_DRAWS]``.
 """
 
 from __future__ import annotations
