@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import jit
 from .encode import S_DRAWS, S_DRAWS_LOST, draw_peak, draw_point
-from .gaussian import draw_msra_sigma, draw_umich_unit
+from .gaussian import draw_msra_sigma, draw_umich_unit, get_patch32
 
 OP_PATCH = 1
 OP_MAX = 2
@@ -60,6 +60,16 @@ def push(draws, stats, op, m, c, v0, v1, v2, v3, v4):
     draws[n, 6] = v3
     draws[n, 7] = v4
     stats[S_DRAWS] = n + 1
+
+
+@jit
+def patch_for(draws, radius, table32):
+    """The float32 patch a dense draw of ``radius`` needs (:func:`~.gaussian.get_patch32`);
+    when recording, ``table32`` itself, unread: the row names the patch instead, so a radius
+    beyond the table is not computed for nothing."""
+    if draws is None:
+        return get_patch32(radius, table32)
+    return table32
 
 
 @jit

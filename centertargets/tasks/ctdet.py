@@ -20,8 +20,8 @@ from ..encoders import (Annotations, BoundKernel, EncodeReport, Encoder, check_b
 from ..kernels._jit import jit
 from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERATE, ST_ENCODED,
                               clipped_box, start_objects, window_radius)
-from ..kernels.canvas import peak_at, put_peak
-from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
+from ..kernels.canvas import patch_for, peak_at, put_peak
+from ..kernels.gaussian import draw_dense_reg, get_patch
 from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
@@ -177,7 +177,7 @@ def encode_ctdet(boxes, classes,
         if peak_at(hm, draws, stats, 0, cls, cx, cy):
             stats[S_COLLISIONS] += 1
         put_peak(hm, draws, stats, 0, cls, cx, cy, radius, msra, msra_sigma, elliptic_alpha, w,
-                 h, get_patch32(radius, table32) if draws is None else table32, patch_family)
+                 h, patch_for(draws, radius, table32), patch_family)
         if write_wh:
             wh[k, 0] = w
             wh[k, 1] = h

@@ -35,8 +35,9 @@ from ..kernels._jit import jit
 from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_ENCODED, ST_IGNORED, S_BAD_CLASS,
                               S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
                               clip_box, consider_objects)
-from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich, set_box, set_pixel
-from ..kernels.gaussian import gaussian_radius, get_patch32
+from ..kernels.canvas import (FAM_UMICH, patch_for, peak_at, put_msra_sigma, put_umich,
+                              set_box, set_pixel)
+from ..kernels.gaussian import gaussian_radius
 from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
@@ -287,7 +288,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
                         put_msra_sigma(hm, draws, stats, 0, cc, mx, my, radius, zero_sigma_nan)
                     else:
                         put_umich(hm, draws, stats, 0, cc, cx, cy, radius,
-                                  get_patch32(radius, table32), FAM_UMICH)
+                                  patch_for(draws, radius, table32), FAM_UMICH)
                     if not (keep_positives and peak_at(hm, draws, stats, 0, cc, cx, cy)):
                         set_pixel(hm, draws, stats, 0, cc, cx, cy, 0.9999)
             status[k] = ST_IGNORED
@@ -298,7 +299,7 @@ def encode_ddd(boxes, classes, alpha, depth, dims,
         if msra:
             put_msra_sigma(hm, draws, stats, 0, cls, mx, my, radius, zero_sigma_nan)
         else:
-            put_umich(hm, draws, stats, 0, cls, cx, cy, radius, get_patch32(radius, table32),
+            put_umich(hm, draws, stats, 0, cls, cx, cy, radius, patch_for(draws, radius, table32),
                       FAM_UMICH)
         if write_wh:
             wh[k, 0] = w

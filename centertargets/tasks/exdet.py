@@ -34,8 +34,8 @@ from ..encoders import (Annotations, Encoder, call_kernel, check_classes, check_
 from ..kernels._jit import jit
 from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE, S_ENCODED, ST_DEGENERATE, ST_ENCODED,
                               clip32, start_objects)
-from ..kernels.canvas import FAM_UMICH, peak_at, put_msra_sigma, put_umich
-from ..kernels.gaussian import get_patch32, object_radius
+from ..kernels.canvas import FAM_UMICH, patch_for, peak_at, put_msra_sigma, put_umich
+from ..kernels.gaussian import object_radius
 from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
@@ -208,7 +208,7 @@ def encode_exdet(points, classes,
                            zero_sigma_nan)
             put_msra_sigma(hm_c, draws, stats, 4, cls, cx, cy, radius, zero_sigma_nan)
         else:
-            p32 = get_patch32(radius, table32)
+            p32 = patch_for(draws, radius, table32)
             put_umich(hm_t, draws, stats, 0, hm_id, pint[0, 0], pint[0, 1], radius, p32,
                       FAM_UMICH)
             put_umich(hm_l, draws, stats, 1, hm_id, pint[1, 0], pint[1, 1], radius, p32,

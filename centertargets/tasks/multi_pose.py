@@ -25,8 +25,8 @@ from ..kernels.encode import (S_COLLISIONS, S_DEGENERATE,
                               S_ENCODED, S_KPS_ENCODED, S_KPS_LABELLED, S_KPS_OUTSIDE,
                               S_NO_KEYPOINTS, ST_DEGENERATE, ST_ENCODED, ST_NO_KEYPOINTS,
                               clipped_box, draw_point, start_objects, window_radius)
-from ..kernels.canvas import peak_at, put_peak, put_point, set_all, set_pixel
-from ..kernels.gaussian import draw_dense_reg, get_patch, get_patch32
+from ..kernels.canvas import patch_for, peak_at, put_peak, put_point, set_all, set_pixel
+from ..kernels.gaussian import draw_dense_reg, get_patch
 from ..spec import F32, I64, U8, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
@@ -235,7 +235,7 @@ def encode_multi_pose(boxes, classes, kps,
         status[k] = ST_ENCODED
         stats[S_ENCODED] += 1
 
-        p32 = get_patch32(radius, table32)
+        p32 = patch_for(draws, radius, table32)
         already_peak = peak_at(hm, draws, stats, 0, cls, cx, cy)
         if already_peak:
             stats[S_COLLISIONS] += 1
