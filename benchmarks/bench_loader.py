@@ -11,7 +11,8 @@ output, batch 16, ``default_collate``.  Measured in the same run, per task:
   (a ``HeatmapRenderer``, counted in the rate; then ``render_heatmaps`` into fresh tensors);
   and the same with ``centertargets.batch.collate`` (the batch in one shared-memory block);
   ``normalize_batch`` is left to the training device (on a CPU it costs more than the
-  whole sample: it is meant for a GPU);
+  whole sample: it is meant for a GPU); and the floor: the image work alone (read, decode,
+  flip, warp into uint8 planes, no targets), the ceiling of any exact loader built on OpenCV;
 * bytes per sample of each (everything but ``meta``);
 * rendering a batch of 32 on the CPU, against loading that batch (2 workers), and the
   scatter a GPU runs, timed on the CPU;
@@ -43,6 +44,7 @@ from bench_dataset import write_dataset as write_images  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig)
+from centertargets.augment import warp_image_chw
 from centertargets.batch import collate
 from centertargets.coco import COCO_CATEGORY_IDS
 from centertargets.device import HeatmapRenderer, render_heatmaps
@@ -76,6 +78,23 @@ class UpstreamStyle(torch.utils.data.Dataset):
         return out
 
 
+class ImageFloor(torch.utils.data.Dataset):
+    """The image work alone, as ours does it with uint8 input: read and decode the file,
+    flip, warp, planes first; no targets, no meta.  Its rate bounds any loader that makes
+    the same bytes with OpenCV: the ceiling of the ratios above it."""
+
+    def __init__(self, ours: CenterNetDataset) -> None:
+        self.ours = ours
+
+    def __len__(self) -> int:
+        return len(self.ours)
+
+    def __getitem__(self, i: int) -> dict:
+        ann = self.ours.annotations(i)
+        img = self.ours.read_image(ann)
+        return {"input": warp_image_chw(img, self.ours.params(i), (512, 512))}
+
+
 def write_dataset(folder: Path, task: str, n_images: int) -> Path:
     """The issue's scenes: ctdet 3-30 objects of 80 classes, multi_pose 5-15 persons."""
     return write_images(folder, task, n_images, (3, 30) if task == "ctdet" else (5, 15))
@@ -95,7 +114,7 @@ def loader_rate(ds, workers: int, finish=None, rounds: int = 2, collate_fn=None)
         for b in loader:
             if finish:
                 finish(b)
-            n += len(b["ind"])
+            n += len(b["input"])
     rate = n / (time.perf_counter() - t0)
     del loader
     return rate
@@ -142,7 +161,8 @@ def main() -> None:
                         ("ours uint8", u8, None, None),
                         ("ours uint8 + sparse + render", fast, kept, None),
                         ("  render into fresh tensors", fast, fresh, None),
-                        ("  + batch.collate (one block)", fast, kept, collate)]
+                        ("  + batch.collate (one block)", fast, kept, collate),
+                        ("floor: read + warp alone (no targets)", ImageFloor(u8), None, None)]
             sizes = {name: item_bytes(ds[0]) for name, ds, *_ in variants[:4]}
             lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
             header = "  " + f"{'':<36}" + "".join(f"{f'{w} workers':>18}" for w in workers) + \

@@ -294,6 +294,16 @@ def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[in
                           flags=cv2.INTER_LINEAR)
 
 
+def warp_image_chw(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]
+                   ) -> np.ndarray:
+    """:func:`warp_image` as the uint8 network input (3, in_h, in_w): the same bytes, planes
+    first (``cv2.split`` into the planes, about 3x faster than numpy's strided transpose)."""
+    warped = warp_image(image, params, input_size)
+    out = np.empty((3,) + warped.shape[:2], np.uint8)
+    cv2.split(warped, [out[0], out[1], out[2]])
+    return out
+
+
 def network_input(image: np.ndarray, params: AugmentParams, input_size: Sequence[int],
                   mean: np.ndarray = COCO_MEAN_BGR, std: np.ndarray = COCO_STD_BGR,
                   eig_val: np.ndarray = COCO_EIG_VAL, eig_vec: np.ndarray = COCO_EIG_VEC

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from .kernels import transform as TK
+
 ArrayLike = np.ndarray | Sequence[float]
 
 
@@ -55,22 +57,18 @@ def get_affine_transform(center: ArrayLike, scale: float | ArrayLike, rot: float
         sn, cs = 0.0, 1.0
     else:
         rot_rad = np.pi * rot / 180
-        sn, cs = np.sin(rot_rad), np.cos(rot_rad)
-    half = src_w * -0.5
-    # upstream: src_dir in float64; src[0] = c + s * shift, src[1] = c + src_dir + s * shift
-    # float64 scalars, as upstream's src_dir: a float32 centre plus them is float64 (NEP 50
-    # would keep a float32 + Python float in float32)
-    dir_x, dir_y = np.float64(0 * cs - half * sn), np.float64(0 * sn + half * cs)
+        sn, cs = float(np.sin(rot_rad)), float(np.cos(rot_rad))
     src = np.empty((3, 2), dtype=np.float32)
-    if not any(shift):               # the default (upstream never shifts): no array arithmetic
-        src[0] = center
-        src[1, 0] = center[0] + dir_x
-        src[1, 1] = center[1] + dir_y
+    if not any(shift):               # the default (upstream never shifts): one compiled call
+        TK.affine_source_points(float(center[0]), float(center[1]), float(src_w), sn, cs, src)
     else:
+        # upstream: src_dir in float64; src[0] = c + s * shift, src[1] = c + src_dir + s * shift
+        half = float(src_w) * -0.5
+        src_dir = np.array([0 * cs - half * sn, 0 * sn + half * cs], np.float64)
         offset = scale * np.asarray(shift, dtype=np.float32)
         src[0] = center + offset
-        src[1] = center + np.array([dir_x, dir_y]) + offset
-    _third_point(src)
+        src[1] = center + src_dir + offset
+        _third_point(src)
     dst = _output_points(int(output_size[0]), int(output_size[1]))
     if inv:
         return cv2.getAffineTransform(dst, src)

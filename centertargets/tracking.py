@@ -25,7 +25,7 @@ import numpy as np
 
 from . import worker
 from .augment import (AugmentParams, ColorParams, check_image, color_meta, network_input,
-                      warp_image)
+                      warp_image_chw)
 from .coco import CocoDataset, ImageAnnotations
 from .dataset import CenterNetDataset
 from .encoders import EncodeReport
@@ -236,8 +236,7 @@ class TrackingDataset(CenterNetDataset):
                 if img is None:
                     continue
                 if self.input_dtype == "uint8":
-                    warped = warp_image(check_image(img), p, inp_size)
-                    item[key] = np.ascontiguousarray(warped.transpose(2, 0, 1))
+                    item[key] = warp_image_chw(check_image(img), p, inp_size)
                 else:
                     item[key] = network_input(img, p, inp_size, self.mean, self.std,
                                               self.eig_val, self.eig_vec)

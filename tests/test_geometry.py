@@ -93,12 +93,14 @@ def _upstream_affine(center, scale, rot, output_size, shift=np.array([0, 0], np.
 
 
 def test_affine_matrix_is_bit_identical_to_upstreams(rng):
-    for k in range(400):
+    for k in range(3000):
         # float32 centres (ctdet, pose) and float64 ones (exdet, ddd), kept as upstream keeps them
         center = rng.uniform(-50, 2000, 2).astype(np.float32 if rng.random() < 0.5
                                                   else np.float64)
         if k % 3 == 0:          # keep_res training draws: a float64 (sw, sh) array
             scale = rng.uniform(50, 3000, 2) * rng.choice(np.arange(0.6, 1.4, 0.1))
+        elif k % 7 == 1:        # a float32 (sw, sh) array keeps its dtype
+            scale = rng.uniform(50, 3000, 2).astype(np.float32)
         else:
             scale = float(rng.uniform(1, 3000))
         rot = 0.0 if k % 2 else float(rng.uniform(-180, 180))

@@ -386,6 +386,19 @@ def test_albumentations_example_keeps_left_and_right_joints_right():
 
 # --- uint8 items, normalised on the device -------------------------------------------------------
 
+@pytest.mark.parametrize("size", [(128, 128), (97, 61)])
+@pytest.mark.parametrize("flipped", [False, True])
+def test_warp_image_chw_is_the_warp_planes_first(size, flipped):
+    from centertargets.augment import warp_image, warp_image_chw
+
+    img = np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    p = AugmentParams(center=(40.0, 33.0), scale=95.0, rot=10.0, flipped=flipped)
+    got = warp_image_chw(img, p, size)
+    assert got.dtype == np.uint8 and got.shape == (3, size[1], size[0])
+    assert got.flags.c_contiguous
+    np.testing.assert_array_equal(got, warp_image(img, p, size).transpose(2, 0, 1))
+
+
 def test_uint8_items_normalised_by_torch_equal_the_cpu_path(pose_files):
     from centertargets.device import normalize_batch
 

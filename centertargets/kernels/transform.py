@@ -111,3 +111,26 @@ def annotations_to_output(boxes_xywh, kps, width, flipped, perm, m_boxes, m_kps,
                 out_kps[i, j, 0] = np.float32(0.0)
                 out_kps[i, j, 1] = np.float32(0.0)
     return bad
+
+
+@jit
+def affine_source_points(cx, cy, src_w, sn, cs, src):
+    """The image side of CenterNet's ``get_affine_transform`` (no shift), into ``src``.
+
+    ``cx, cy``: the centre's values (float64; a float32 centre converts exactly);
+    ``src_w``: the scale's width as its dtype holds it; ``sn, cs``: the rotation's
+    sine and cosine (0 and 1 for none), computed by the caller with numpy as upstream.
+    ``src`` float32 (3, 2) is written: the centre, ``centre + R (0, -src_w / 2)`` summed
+    in float64 as upstream's ``src_dir``, and the third point at a right angle in float32.
+    """
+    half = src_w * -0.5                     # exact: a halving
+    dir_x = 0 * cs - half * sn
+    dir_y = 0 * sn + half * cs
+    src[0, 0] = cx
+    src[0, 1] = cy
+    src[1, 0] = cx + dir_x
+    src[1, 1] = cy + dir_y
+    dx = src[0, 0] - src[1, 0]              # float32 operands: float32 arithmetic
+    dy = src[0, 1] - src[1, 1]
+    src[2, 0] = src[1, 0] - dy
+    src[2, 1] = src[1, 1] + dx
