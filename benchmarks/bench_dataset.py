@@ -250,6 +250,27 @@ def per_sample(fn, n: int, repeat: int, min_seconds: float = 0.1) -> float:
     return best_of(one, repeat, n * passes)
 
 
+def per_sample_each(fns: dict, n: int, repeat: int, min_seconds: float = 0.1) -> dict:
+    """:func:`per_sample` of each of ``fns`` (name -> fn(i)), their rounds taking turns, so
+    that a drift of the machine's speed (2x within minutes here) hits them alike and their
+    ratio holds."""
+    passes, best = {}, {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        passes[name] = max(1, math.ceil(min_seconds / max(time.perf_counter() - t0, 1e-9)))
+        best[name] = math.inf
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(passes[name]):
+                for i in range(n):
+                    fn(i)
+            best[name] = min(best[name], (time.perf_counter() - t0) / (n * passes[name]))
+    return best
+
+
 def loader_rate(ds, workers: int, context: str | None, rounds: int = 3) -> float:
     """Samples/s of a DataLoader over ``ds`` (batch 8), after every worker has produced."""
     from torch.utils.data import DataLoader
@@ -337,14 +358,15 @@ def main() -> None:
             n = len(ds)
             stand_in_targets = upstream_style_pose_targets if task == "multi_pose" else \
                 upstream_style_ctdet_targets
-            t_ours = per_sample(lambda i: ds_t.item(i, params[i]), n, args.repeat)
-            t_up = per_sample(lambda i: stand_in_targets(by_image[i], 640, params[i]), n,
-                              max(1, args.repeat // 2))
+            ds_s = CenterNetDataset(coco, cfg.replace(heatmaps="sparse"), augment=aug)
+            t = per_sample_each({
+                "ours": lambda i: ds_t.item(i, params[i]),
+                "sparse": lambda i: ds_s.item(i, params[i]),
+                "up": lambda i: stand_in_targets(by_image[i], 640, params[i])}, n, args.repeat)
+            t_ours, t_sparse, t_up = t["ours"], t["sparse"], t["up"]
             label = f"{task}, {count} {'persons' if task == 'multi_pose' else 'objects'}"
             rows.append((f"targets, {label}", f"{t_ours * 1e3:.3f} ms",
                          f"upstream-style {t_up * 1e3:.2f} ms = {t_up / t_ours:.1f}x"))
-            ds_s = CenterNetDataset(coco, cfg.replace(heatmaps="sparse"), augment=aug)
-            t_sparse = per_sample(lambda i: ds_s.item(i, params[i]), n, args.repeat)
             rows.append((f"  the same, heatmaps='sparse'", f"{t_sparse * 1e3:.3f} ms",
                          f"{t_up / t_sparse:.1f}x"))
             if count != 15:

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_of  # noqa: E402
-from bench_dataset import (per_sample, upstream_style_ctdet_targets,  # noqa: E402
+from bench_dataset import (per_sample_each, upstream_style_ctdet_targets,  # noqa: E402
                            upstream_style_input, upstream_style_pose_targets)
 from bench_dataset import write_dataset as write_images  # noqa: E402
 
@@ -204,11 +204,12 @@ def main() -> None:
                 by_image = [[a for a in anns if a["image_id"] == ds_t.annotations(i).image_id]
                             for i in range(len(ds_t))]
                 n = len(ds_t)
-                t_sparse = per_sample(lambda i: ds_t.item(i, params[i]), n, 5)
-                t_enc = per_sample(lambda i: ds_t._targets(ds_t.annotations(i), params[i],
-                                                           (128, 128)), n, 5)
-                t_up = per_sample(lambda i: upstream_style_ctdet_targets(by_image[i], 640,
-                                                                        params[i]), n, 3)
+                t = per_sample_each({
+                    "item": lambda i: ds_t.item(i, params[i]),
+                    "enc": lambda i: ds_t._targets(ds_t.annotations(i), params[i], (128, 128)),
+                    "up": lambda i: upstream_style_ctdet_targets(by_image[i], 640, params[i])},
+                    n, 7)
+                t_sparse, t_enc, t_up = t["item"], t["enc"], t["up"]
                 lines.append(f"  targets of one sample, sparse: item {t_sparse * 1e6:.0f} us "
                              f"({t_up / t_sparse:.0f}x), encode alone {t_enc * 1e6:.0f} us "
                              f"({t_up / t_enc:.0f}x); upstream stand-in {t_up * 1e3:.2f} ms")

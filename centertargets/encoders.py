@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class EncodeReport:
         return {k: getattr(self, k) for k in _REPORT_FIELDS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Annotations:
     """One sample's objects in OUTPUT-map pixels, what every encoder's :meth:`encode_annotations` takes.
 
@@ -145,6 +145,14 @@ class Annotations:
     keypoints: np.ndarray | None = None
     rotated: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, boxes: np.ndarray, classes: np.ndarray | None = None,
+                 keypoints: np.ndarray | None = None, rotated: bool = False,
+                 extras: Mapping[str, Any] | None = None) -> None:
+        # one dict update, where a frozen dataclass's __init__ sets each field through
+        # object.__setattr__ (1.8 us -> 0.5 us: one of every sample's few dozen)
+        self.__dict__.update(boxes=boxes, classes=classes, keypoints=keypoints, rotated=rotated,
+                             extras={} if extras is None else extras)
 
     @classmethod
     def from_input_pixels(cls, boxes: Any, classes: Any = None, keypoints: Any = None, *,
@@ -297,32 +305,27 @@ def call_kernel(kernel: Any, **named: Any) -> Any:
     return kernel(*in_order(named))
 
 
-class BoundKernel:
-    """A kernel with the arguments that depend only on the config bound once, by name; call
-    it with the others, by name.  As :func:`call_kernel`, a name that does not match the
-    kernel's parameters raises (checked here for the bound ones, per call for the rest),
-    and the call costs a list copy instead of re-sorting every argument."""
+def bind_kernel(kernel: Any, **bound: Any) -> Callable[..., Any]:
+    """``kernel`` with the arguments that depend only on the config bound once, by name: a
+    function that takes the others, by name.  As :func:`call_kernel`, a name that does not
+    match the kernel's parameters raises: for the bound ones here, for the rest at each
+    call, where Python's own keyword check does it (``encode_ctdet() got an unexpected
+    keyword argument 'x'``, ``... missing 1 required keyword-only argument: 'draws'``).
 
-    def __init__(self, kernel: Any, **bound: Any) -> None:
-        order = tuple(inspect.signature(kernel.py_func).parameters)
-        unknown = sorted(set(bound) - set(order))
-        if unknown:
-            raise TypeError(f"{kernel.__name__}: unknown arguments {unknown}")
-        self._kernel = kernel
-        self._template = [bound.get(n) for n in order]
-        self._free = tuple((i, n) for i, n in enumerate(order) if n not in bound)
-        self._names = frozenset(n for _, n in self._free)
-
-    def __call__(self, **named: Any) -> Any:
-        if named.keys() != self._names:
-            missing = sorted(self._names - set(named))
-            extra = sorted(set(named) - self._names)
-            raise TypeError(f"{self._kernel.__name__}: missing arguments {missing}, "
-                            f"unknown {extra}")
-        args = self._template.copy()
-        for i, n in self._free:
-            args[i] = named[n]
-        return self._kernel(*args)
+    The function is generated once (as ``dataclasses`` generates ``__init__``): it takes
+    the free arguments as keyword-only parameters and passes every argument to the kernel
+    positionally, in the kernel's order, about 1 us over a positional call.
+    """
+    order = tuple(inspect.signature(kernel.py_func).parameters)
+    unknown = sorted(set(bound) - set(order))
+    if unknown:
+        raise TypeError(f"{kernel.__name__}: unknown arguments {unknown}")
+    free = [n for n in order if n not in bound]
+    namespace = {"_kernel": kernel, **{f"_bound_{n}": v for n, v in bound.items()}}
+    passed = ", ".join(n if n not in bound else f"_bound_{n}" for n in order)
+    exec(f"def {kernel.__name__}({'*, ' + ', '.join(free) if free else ''}):\n"
+         f"    return _kernel({passed})\n", namespace)
+    return namespace[kernel.__name__]
 
 
 def _shape_only(shape: tuple[int, ...]) -> np.ndarray:
@@ -352,6 +355,7 @@ class Encoder:
                             f"{self._config_type.__name__}")
         self.config = config
         self._spec: dict[str, TargetSpec] = config.spec()
+        self._fresh = tuple((name, s.shape, s.dtype) for name, s in self._spec.items())
         r = config.radius
         # None for the heatmap kinds not drawn: the kernels compile only the one that is
         self._heat = {"msra_sigma": float(config.msra_sigma),
@@ -402,7 +406,7 @@ class Encoder:
 
     def _outputs(self, out: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
         if out is None:
-            return {name: s.zeros() for name, s in self._spec.items()}
+            return {name: np.zeros(shape, dtype) for name, shape, dtype in self._fresh}
         missing = [n for n in self._spec if n not in out]
         if missing:
             raise ValueError(f"out is missing {missing}: expected buffers for {list(self._spec)}")

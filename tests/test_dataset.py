@@ -162,3 +162,25 @@ def test_without_room_in_shared_memory_the_dataset_takes_the_pipe(monkeypatch):
 
     monkeypatch.setattr(D, "_fits_in_shared_memory", lambda nbytes: False)
     assert len(_worker_start_pickle(_large_dataset())) > 1_000_000
+
+
+def test_an_image_built_on_the_fast_path_is_the_dataclass_it_claims(pose_json):
+    import dataclasses
+
+    from centertargets.coco import ImageAnnotations
+
+    coco = CocoDataset.load(pose_json[0])
+    for iid in coco.image_ids:
+        got = coco.image(iid)
+        names = [f.name for f in dataclasses.fields(ImageAnnotations)]
+        assert sorted(vars(got)) == sorted(names)          # every field set, nothing else
+        same = ImageAnnotations(**{n: getattr(got, n) for n in names})
+        for n in names:
+            a, b = getattr(got, n), getattr(same, n)
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)
+            else:
+                assert a == b
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.width = 3
+    assert len(coco.image(coco.image_ids[0]).boxes_xywh) > 0

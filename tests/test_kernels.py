@@ -114,3 +114,26 @@ def test_dense_reg_writes_offsets_where_the_gaussian_dominates():
     assert reg[0, 6, 8] == 2.5 and reg[1, 6, 8] == -1.0   # value minus (dx, dy)
     assert reg[0, 7, 9] == 0.0                               # lost to the stronger value
     assert not reg[:, :, :5].any() and not reg[:, :, 10:].any()
+
+
+def test_bound_kernel_passes_every_argument_to_its_parameter_and_checks_the_names():
+    from numba import njit
+
+    from centertargets.encoders import bind_kernel
+
+    @njit
+    def weigh(a, b, c, d):
+        return 1000 * a + 100 * b + 10 * c + d
+
+    k = bind_kernel(weigh, b=2, d=4)
+    assert k(a=1, c=3) == 1234 == k(c=3, a=1)
+    assert bind_kernel(weigh, a=1, b=2, c=3, d=4)() == 1234
+    assert bind_kernel(weigh)(d=4, c=3, b=2, a=1) == 1234
+    with pytest.raises(TypeError, match="weigh.*unexpected keyword argument 'e'"):
+        k(a=1, c=3, e=5)
+    with pytest.raises(TypeError, match="weigh.*missing 1 required keyword-only argument: 'c'"):
+        k(a=1)
+    with pytest.raises(TypeError, match="weigh.*got multiple values|unexpected keyword argument 'b'"):
+        k(a=1, b=2, c=3)
+    with pytest.raises(TypeError, match=r"weigh: unknown arguments \['e'\]"):
+        bind_kernel(weigh, e=1)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..augment import annotations_to_output
 from ..config import BaseConfig, check_bool, fail
-from ..encoders import (Annotations, BoundKernel, EncodeReport, Encoder, check_boxes,
+from ..encoders import (Annotations, EncodeReport, Encoder, bind_kernel, check_boxes,
                         check_classes)
 from ..kernels._jit import jit
 from ..kernels.encode import (S_ENCODED, S_DEGENERATE, S_COLLISIONS, ST_DEGENERATE, ST_ENCODED,
@@ -134,7 +134,7 @@ def encode_ctdet(boxes, classes,
                  stats, status):
     """CenterNet ``CTDetDataset`` targets for one sample.
 
-    Called through a :class:`centertargets.encoders.BoundKernel`, every argument named.
+    Called through a :func:`centertargets.encoders.bind_kernel`, every argument named.
 
     Parameters
     ----------
@@ -251,7 +251,7 @@ class CtdetEncoder(Encoder):
     def __init__(self, config: CtdetConfig) -> None:
         super().__init__(config)
         spec = self.spec
-        self._kernel = BoundKernel(encode_ctdet, **self._heat, write_wh="wh" in spec,
+        self._kernel = bind_kernel(encode_ctdet, **self._heat, write_wh="wh" in spec,
                                    write_reg="reg" in spec, write_cat_spec="cat_spec_wh" in spec)
 
     def _run(self, a: Annotations, t: dict[str, np.ndarray], stats: np.ndarray,

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..augment import AugmentParams, ColorParams
 from ..config import BaseConfig, check_bool, check_choice, check_int, fail
-from ..encoders import Annotations, BoundKernel, Encoder, as_numeric, kernel_array
+from ..encoders import Annotations, Encoder, as_numeric, bind_kernel, kernel_array
 from ..kernels._jit import jit
 from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_IGNORED, S_BAD_CLASS,
                               S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
@@ -830,7 +830,7 @@ class TrackingEncoder(Encoder):
         self._target_getter = lambda t, _get=operator.itemgetter(*(n for _, n in on)): _get(t)
         radius = {"radius_formula": h["radius_formula"], "min_overlap": h["min_overlap"],
                   "min_radius": h["min_radius"]}
-        self._encode = BoundKernel(
+        self._encode = bind_kernel(
             encode_tracking, att_range=att, table32=h["table32"], max_objs=cfg.max_objs,
             write_wh=cfg.wh, write_ltrb=cfg.ltrb, write_ltrb_amodal=cfg.ltrb_amodal,
             write_ddd=cfg.ddd, write_vel=cfg.velocity, write_nus=cfg.nuscenes_att,
@@ -838,7 +838,7 @@ class TrackingEncoder(Encoder):
             **{arg: off.get(name, f2) for arg, name in _KERNEL_TARGETS.items()
                if name not in spec})
         iw, ih = cfg.input_size
-        self._encode_pre = BoundKernel(
+        self._encode_pre = bind_kernel(
             encode_pre, num_classes=cfg.num_classes, input_w=iw, input_h=ih,
             down_ratio=cfg.down_ratio, hm_disturb=cfg.hm_disturb,
             lost_disturb=cfg.lost_disturb, fp_disturb=cfg.fp_disturb,
