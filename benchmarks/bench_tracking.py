@@ -34,7 +34,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dataset import _affine, _draw_umich, per_sample, upstream_style_input  # noqa: E402
+from bench_dataset import (_affine, _draw_umich, per_sample_each,  # noqa: E402
+                           upstream_style_input)
 from bench_encode import _radius  # noqa: E402
 
 from centertargets import AugmentConfig, CocoDataset, memory
@@ -168,6 +169,7 @@ def main() -> None:
                          hm_disturb=0.05, lost_disturb=0.4, fp_disturb=0.1)
     aug = AugmentConfig(train=True)
     no_images = TrackingDataset(coco, cfg, augment=aug)
+    sparse = TrackingDataset(coco, cfg.replace(heatmaps="sparse"), augment=aug)
     with_images = TrackingDataset(coco, cfg, augment=aug, image_root=folder)
     n = len(no_images)
     params = [no_images.params(i) for i in range(n)]
@@ -177,6 +179,9 @@ def main() -> None:
 
     def ours_targets(i):
         no_images.item(i, params[i])
+
+    def ours_sparse(i):
+        sparse.item(i, params[i])
 
     def ours_sample(i):
         with_images.item(i, params[i])
@@ -204,14 +209,19 @@ def main() -> None:
         for s in spec.values():
             np.zeros(s.shape, s.dtype)
 
-    t = {name: per_sample(fn, n, args.repeat) for name, fn in (
-        ("ours_targets", ours_targets), ("upstream_targets", up_targets), ("floor", floor),
-        ("ours_sample", ours_sample), ("upstream_sample", up_sample))}
+    # each pair in alternating rounds: the machine's speed drifts, their ratio holds
+    t = per_sample_each({"ours_targets": ours_targets, "ours_sparse": ours_sparse,
+                         "upstream_targets": up_targets, "floor": floor}, n, args.repeat)
+    t.update(per_sample_each({"ours_sample": ours_sample, "upstream_sample": up_sample}, n,
+                             args.repeat))
     print("tracking sample, 15 persons per frame, 640x480 JPEGs -> 512x512 input, "
           "two frames, training draws")
     print(f"  targets:  ours {t['ours_targets'] * 1e6:8.0f} us   upstream "
           f"{t['upstream_targets'] * 1e6:8.0f} us   {t['upstream_targets'] / t['ours_targets']:5.1f}x"
           f"   (zeroed arrays alone: {t['floor'] * 1e6:.0f} us)")
+    print(f"  the same, heatmaps='sparse' (hm and pre_hm as a draw list): "
+          f"{t['ours_sparse'] * 1e6:.0f} us   "
+          f"{t['upstream_targets'] / t['ours_sparse']:5.1f}x")
     print(f"  sample:   ours {t['ours_sample'] * 1e3:8.2f} ms   upstream "
           f"{t['upstream_sample'] * 1e3:8.2f} ms   {t['upstream_sample'] / t['ours_sample']:5.1f}x")
 

@@ -154,6 +154,16 @@ def render_heatmaps(targets: Mapping[str, Any], config: Any,
     return result
 
 
+def dense_targets(batch: Mapping[str, Any], config: Any) -> Mapping[str, Any]:
+    """``batch`` as the losses read it: with ``draws`` (a ``heatmaps="sparse"`` batch of
+    ``config``'s task, whichever ``heatmaps`` ``config`` itself has), its maps rendered by
+    :func:`render_heatmaps`; any other batch as it is."""
+    if not isinstance(batch, Mapping) or "draws" not in batch:
+        return batch
+    return render_heatmaps(batch, config if config.heatmaps == "sparse" else
+                           config.replace(heatmaps="sparse"))
+
+
 class HeatmapRenderer:
     """:func:`render_heatmaps` into maps it keeps: each call first clears what the call
     ``buffers`` calls before drew into the same maps, so its cost follows the drawn pixels,

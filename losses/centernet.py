@@ -146,14 +146,10 @@ class _CenterNetLoss(nn.Module):
     # -- checks ---------------------------------------------------------------------------------
     def rendered(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
         """``batch`` with sparse heatmaps (``draws``, from ``heatmaps="sparse"``) rendered on
-        their device (:func:`centertargets.device.render_heatmaps`); a dense batch as it is."""
-        if not isinstance(batch, Mapping) or "draws" not in batch:
-            return batch
-        from centertargets.device import render_heatmaps
+        their device (:func:`centertargets.device.dense_targets`); a dense batch as it is."""
+        from centertargets.device import dense_targets
 
-        cfg = self.config
-        return render_heatmaps(batch, cfg if cfg.heatmaps == "sparse" else
-                               cfg.replace(heatmaps="sparse"))
+        return dense_targets(batch, self.config)
 
     def check_batch(self, batch: Mapping[str, Tensor], needed: Sequence[str]) -> int:
         """Check ``batch`` holds every needed target with the config's shape; returns B."""

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from centertargets.decode import Decoder, nms, topk
+from centertargets.device import dense_targets
 from centertargets._warn import warn
 from centertargets.spec import check_head
 from centertargets.tasks.tracking import TrackingConfig
@@ -85,7 +86,7 @@ class GenericLoss(nn.Module):
                 raise ValueError(f"weights[{k!r}]: expected one of the heads {list(self.heads)}")
             w[k] = float(v)
         self.weights = w
-        self._spec = config.spec()
+        self._spec = config.dense_spec()
         self._warned_stuck = False
 
     def _check_batch(self, batch: Mapping[str, Tensor]) -> int:
@@ -110,6 +111,7 @@ class GenericLoss(nn.Module):
         stacks = [outputs] if isinstance(outputs, Mapping) else list(outputs)
         if not stacks:
             raise ValueError("outputs is empty: expected a dict of heads or one per stack")
+        batch = dense_targets(batch, self.config)      # a heatmaps="sparse" batch: rendered
         B = self._check_batch(batch)
         ref = batch["hm"]
         losses = {h: torch.zeros((), dtype=torch.float32, device=ref.device)

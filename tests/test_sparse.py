@@ -22,6 +22,7 @@ from centertargets.device import DeviceFeed, normalize_batch, render_heatmaps
 from centertargets.encoders import Annotations
 from centertargets.synthetic import detection_scene, person_scene, to_coco
 from centertargets.tasks import make_encoder
+from centertargets.tasks.tracking import TrackingConfig
 
 from conftest import need_reference, reference_files, supported
 
@@ -70,16 +71,99 @@ def test_every_centernet_fixture_renders_bit_for_bit(path):
 
 
 @pytest.mark.parametrize("path", reference_files(("track_",)))
-def test_every_tracking_fixture_keeps_its_maps(path):
-    """Tracking draws its maps densely only: with heatmaps='sparse' the sample is the dense
-    one, maps included (the documented fallback), and rendering leaves it alone."""
-    meta, _ = load_fixture(need_reference(path))
-    dense = {k: v for k, v in centertrack.replay(meta).items() if k != "meta"}
-    with pytest.warns(UserWarning, match="densely only"):
-        item = centertrack.replay(meta, heatmaps="sparse")
-    got = {k: v for k, v in item.items() if k != "meta"}
+def test_every_tracking_fixture_renders_bit_for_bit(path):
+    """Each CenterTrack fixture's sample with heatmaps='sparse', rendered by both renderers,
+    equals the dense sample (which test_reference holds to upstream's): ``hm``, ``hm_hp`` and
+    the input-resolution ``pre_hm``, every other target and the previous centres."""
+    meta, expected = load_fixture(need_reference(path))
+    dense = centertrack.replay(meta)
+    item = centertrack.replay(meta, heatmaps="sparse")
     config = centertrack.config_from_meta(meta).replace(heatmaps="sparse")
-    _assert_same(dense, sparse.render(got, config), path.stem)
+    maps = config.sparse_layout().maps
+    assert "draws" in item and not set(maps) & set(item), sorted(item)
+    for k in ("pre_cts", "pre_track_ids", "pre_status", "pre_fp"):
+        np.testing.assert_array_equal(item["meta"][k], dense["meta"][k])
+    got = {k: v for k, v in item.items() if k != "meta"}
+    want = {k: v for k, v in dense.items() if k != "meta"}
+    for name, rendered in zip(("replay", "scatter"), _both_renderers(got, config)):
+        _assert_same(want, rendered, f"{path.stem} ({name})")
+        for k in maps:
+            if k in expected:
+                np.testing.assert_array_equal(rendered[k], expected[k])
+
+
+def _random_tracking(rng, config):
+    """Current objects with every kind of class code (ignore 0 / -c, skipped > C), crowds,
+    degenerate and off-map boxes, joints of each visibility; previous objects with disturbed
+    centres, losses and false positives."""
+    W, H = config.output_size
+    C, J = config.num_classes, config.num_joints
+    n, P = int(rng.integers(0, 30)), int(rng.integers(0, 20))
+    xy = rng.uniform(-0.2, 1.1, (n, 2)) * (W, H)
+    wh = rng.uniform(0, 0.5, (n, 2)) * (W, H) * (rng.random((n, 1)) < 0.9)
+    boxes = np.concatenate([xy, xy + wh], 1)
+    classes = rng.choice(np.array([0, -1, C + 1, -999] + list(range(1, C + 1))), n,
+                         p=None if C < 1 else [0.08, 0.04, 0.04, 0.04] +
+                         [0.8 / C] * C)
+    track = np.where(rng.random(n) < 0.8, rng.integers(1, 15, n), np.nan)
+    pxy = rng.uniform(-0.2, 1.1, (P, 2)) * config.input_size
+    pwh = rng.uniform(0, 0.5, (P, 2)) * config.input_size
+    disturb = np.concatenate([rng.normal(0, 1, (P, 2)), rng.random((P, 2)),
+                              rng.normal(0, 1, (P, 2))], 1)
+    extras = {"track": track, "crowd": rng.random(n) < 0.05,
+              "pre_boxes": np.concatenate([pxy, pxy + pwh], 1), "pre_track": rng.integers(
+                  1, 15, P).astype(np.float64), "pre_classes": rng.integers(1, C + 1, P),
+              "pre_disturb": disturb}
+    kps = None
+    if J:
+        kps = np.concatenate([rng.uniform(-0.1, 1.1, (n, J, 2)) * (W, H),
+                              rng.integers(0, 3, (n, J, 1))], 2)
+    return Annotations(boxes, classes, kps, extras=extras)
+
+
+TRACKING_CONFIGS = [
+    TrackingConfig(output_size=(48, 40), num_classes=3, max_objs=24, max_pre_objs=24,
+                   hm_disturb=0.05, lost_disturb=0.4, fp_disturb=0.3),
+    TrackingConfig(output_size=(40, 40), num_classes=1, num_joints=5, max_objs=16,
+                   max_pre_objs=20, fp_disturb=0.5, lost_disturb=0.2, hm_disturb=0.1,
+                   outside_ignore="strip"),
+    TrackingConfig(output_size=(32, 48), num_classes=2, pre_hm=False, max_objs=12,
+                   radius=RadiusConfig(min_radius=40)),
+]
+
+
+@pytest.mark.parametrize("config", TRACKING_CONFIGS, ids=["det", "pose", "no_pre_hm"])
+def test_random_tracking_samples_render_to_the_dense_targets(config, threads):
+    rng = np.random.default_rng(config.max_objs)
+    sc = config.replace(heatmaps="sparse")
+    dense_enc, sparse_enc = make_encoder(config), make_encoder(sc)
+    dense, got = [], []
+    for i in range(12):
+        a = _random_tracking(rng, config)
+        d, rd = dense_enc.encode_annotations(a)
+        pre_dense = dict(dense_enc.last_pre)
+        s, rs = sparse_enc.encode_annotations(a)
+        assert rs.as_dict() == rd.as_dict()
+        for k, v in pre_dense.items():
+            np.testing.assert_array_equal(sparse_enc.last_pre[k], v)
+        _assert_same(d, sparse.render(s, sc), f"sample {i}")
+        dense.append(d)
+        got.append(s)
+    batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
+    want = {k: np.stack([d[k] for d in dense]) for k in dense[0]}
+    for method in ("auto", "scatter"):
+        rendered = render_heatmaps(batch, sc, method=method)
+        _assert_same(want, {k: v.numpy() for k, v in rendered.items()}, method)
+
+
+def test_sparse_tracking_refuses_more_previous_objects_than_its_draw_list_holds():
+    cfg = TrackingConfig(output_size=(32, 32), max_pre_objs=2, heatmaps="sparse")
+    a = Annotations(np.zeros((0, 4)), np.zeros(0), extras={
+        "pre_boxes": np.tile([[1.0, 1.0, 9.0, 9.0]], (3, 1))})
+    with pytest.raises(ValueError, match="3 previous-frame objects.*max_pre_objs=2"):
+        make_encoder(cfg).encode_annotations(a)
+    assert make_encoder(cfg.replace(heatmaps="dense")).encode_annotations(a)[0]["pre_hm"].max() \
+        == 1.0
 
 
 def _random_annotations(rng, config, rotated=False):
@@ -244,6 +328,38 @@ def test_device_feed_equals_the_float32_dense_path(tmp_path, task):
     got_sparse, _ = make_loss(fast.config)(heads, batch)       # the loss renders draws itself
     got_dense, _ = make_loss(fast.config)(heads, targets)
     assert torch.equal(want, got_sparse) and torch.equal(want, got_dense)
+
+
+def test_tracking_device_feed_and_loss_equal_the_dense_path(tmp_path):
+    """CenterTrack samples (two uint8 frames + sparse hm and pre_hm) through a DataLoader and
+    DeviceFeed: both frames within 1e-6 of the float32 path, the targets and pre_hm bit for
+    bit the dense dataset's; GenericLoss takes the sparse batch and gives the dense value."""
+    from torch.utils.data import DataLoader
+
+    from centertargets.losses import make_loss
+    from centertargets.track_demo import write_videos
+    from centertargets.tracking import TrackingDataset
+
+    coco = CocoDataset.load(write_videos(tmp_path, videos=1, frames=4, seed=2))
+    cfg = TrackingConfig(output_size=(32, 32), num_classes=1, max_objs=6, max_pre_objs=8,
+                         hm_disturb=0.05, lost_disturb=0.4, fp_disturb=0.3)
+    kw = dict(augment=AugmentConfig(train=True), image_root=tmp_path, seed=3)
+    dense = TrackingDataset(coco, cfg, **kw)
+    fast = TrackingDataset(coco, cfg.replace(heatmaps="sparse"), input_dtype="uint8", **kw)
+    ref = next(iter(DataLoader(dense, batch_size=3)))
+    batch = next(iter(DataLoader(fast, batch_size=3, num_workers=2)))
+    assert "draws" in batch and not {"hm", "pre_hm"} & set(batch)
+    inp, targets = DeviceFeed(fast)(batch)
+    torch.testing.assert_close(inp, ref["input"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(targets["pre_img"], ref["pre_img"], rtol=0, atol=1e-6)
+    for k, v in ref.items():
+        if k not in ("input", "pre_img", "meta"):
+            assert torch.equal(targets[k], v), k
+    assert targets["pre_hm"].max() == 1.0
+    heads = {n: torch.randn(h.shape(3)) for n, h in cfg.head_spec().items()}
+    want, _ = make_loss(cfg)(heads, ref)
+    got, _ = make_loss(fast.config)(heads, batch)
+    assert torch.equal(want, got)
 
 
 def test_sparse_item_bytes(tmp_path):

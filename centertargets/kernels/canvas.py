@@ -141,6 +141,23 @@ def set_box(hm, draws, stats, m, c, x0, y0, x1, y1, value):
 
 
 @jit
+def max_box(hm, draws, stats, m, c, x0, y0, x1, y1, value):
+    """``hm[c, y0:y1, x0:x1] = max(., value)`` (the box inside the map; ``c == -1``: every
+    channel), or its row."""
+    if draws is None:
+        c0 = 0 if c == -1 else c
+        c1 = hm.shape[0] if c == -1 else c + 1
+        v = np.float32(value)
+        for cc in range(c0, c1):
+            for y in range(max(y0, 0), min(y1, hm.shape[1])):
+                for x in range(max(x0, 0), min(x1, hm.shape[2])):
+                    if hm[cc, y, x] < v:
+                        hm[cc, y, x] = v
+    else:
+        push(draws, stats, OP_MAX, m, c, x0, y0, x1, y1, float_bits(value))
+
+
+@jit
 def set_all(hm, draws, stats, m, value):
     """Every pixel of every channel of ``hm`` set to ``value``, or its row."""
     if draws is None:

@@ -45,14 +45,14 @@ from ..augment import AugmentParams, ColorParams
 from ..config import BaseConfig, check_bool, check_choice, check_int, fail
 from ..encoders import Annotations, Encoder, as_numeric, bind_kernel, kernel_array
 from ..kernels._jit import jit
+from ..kernels.canvas import FAM_UMICH, max_box, patch_for, peak_at, put_umich, set_pixel
 from ..kernels.encode import (ST_BAD_CLASS, ST_DEGENERATE, ST_IGNORED, S_BAD_CLASS,
                               S_COLLISIONS, S_DEGENERATE, S_ENCODED, S_IGNORED, S_INPUT,
                               S_KPS_ENCODED, S_KPS_LABELLED, S_KPS_OUTSIDE, clip_box,
                               consider_objects)
-from ..kernels.gaussian import (draw_umich_unit, get_patch32, object_radius,
-                                patch_table32_covering)
+from ..kernels.gaussian import object_radius, patch_table32_covering
 from ..kernels.transform import _apply, corner_hull, two_corners
-from ..spec import F32, I64, Heads, HeadSpec, Targets, TargetSpec
+from ..spec import F32, I64, Heads, HeadSpec, SparseLayout, Targets, TargetSpec
 from .base import TaskUnit, register
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -275,6 +275,15 @@ class TrackingConfig(BaseConfig):
             t.add("rotres", (M, 2), F32, _DOCS["rotres"])
             t.add("rot_mask", (M,), F32, _DOCS["rot_mask"])
         return self.sparse_spec(t.out)
+
+    def sparse_layout(self) -> SparseLayout:
+        """``hm``, ``hm_hp`` (with joints) and ``pre_hm`` (with ``pre_hm``): per current
+        object at most its centre (or an ignore box) and per joint a patch and a set pixel
+        (or a box), per previous object two patches (its centre and a false positive)."""
+        maps = ("hm",) + (("hm_hp",) if self.num_joints else ()) + \
+            (("pre_hm",) if self.pre_hm else ())
+        pre = 2 * self.max_pre_objs if self.pre_hm else 0
+        return SparseLayout(maps, self.max_objs * (2 + 2 * self.num_joints) + pre)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         """CenterTrack's heads (``opt.heads``): ``hm`` (C), ``reg``, ``wh``, ``tracking`` (2),
@@ -508,16 +517,6 @@ def _radius_bound(boxes, width, height, radius_formula, min_overlap, min_radius)
 
 
 @jit
-def _fill_max1(plane, x1, y1, x2, y2):
-    """``plane[int(y1):int(y2)+1, int(x1):int(x2)+1] = max(., 1)`` (an ignore region)."""
-    H, W = plane.shape
-    for yy in range(int(y1), min(int(y2) + 1, H)):
-        for xx in range(int(x1), min(int(x2) + 1, W)):
-            if plane[yy, xx] < 1.0:
-                plane[yy, xx] = np.float32(1.0)
-
-
-@jit
 def _sides(out, mask, k, x1, y1, x2, y2, cx, cy):
     """``ltrb``: the box's sides minus the integer centre (float32 - int, in float64)."""
     out[k, 0] = np.float32(np.float64(x1) - cx)
@@ -532,7 +531,7 @@ def _sides(out, mask, k, x1, y1, x2, y2, cx, cy):
 def encode_pre(pre_boxes, pre_classes, pre_crowd, pre_track, disturb, num_classes,
                input_w, input_h, down_ratio, hm_disturb, lost_disturb, fp_disturb, draw_hm,
                radius_formula, min_overlap, min_radius, table32,
-               pre_hm, pre_cts, pre_tids, pre_status, pre_fp):
+               pre_hm, pre_cts, pre_tids, pre_status, pre_fp, draws, stats, m_pre):
     """CenterTrack's ``_get_pre_dets``: the previous frame's centres and ``pre_hm``.
 
     Parameters
@@ -546,6 +545,8 @@ def encode_pre(pre_boxes, pre_classes, pre_crowd, pre_track, disturb, num_classe
     pre_cts : float32 (P, 2), written: the used objects' centres / down_ratio, packed.
     pre_tids : float64 (P,), written: their track ids, packed.
     pre_status : int8 (P,), pre_fp : bool (P,): written per object.
+    draws, stats, m_pre : with ``draws`` (R, 8) int32, ``pre_hm`` is recorded there as map
+        ``m_pre`` instead (``pre_hm`` then only gives the shape); None: drawn.
     Returns the number of used objects (rows of ``pre_cts``).
     """
     ih = input_h
@@ -583,15 +584,15 @@ def encode_pre(pre_boxes, pre_classes, pre_crowd, pre_track, disturb, num_classe
         n += 1
         pre_status[k] = 0 if conf else 1
         if draw_hm and conf:
-            draw_umich_unit(pre_hm[0], _trunc(ctx), _trunc(cty), radius,
-                            get_patch32(radius, table32))
+            put_umich(pre_hm, draws, stats, m_pre, 0, _trunc(ctx), _trunc(cty), radius,
+                      patch_for(draws, radius, table32), FAM_UMICH)
         if disturb[k, 3] < fp_disturb and draw_hm:
             pre_fp[k] = True
             if conf:
                 fx = c0x + np.float32(disturb[k, 4] * 0.05) * w
                 fy = c0y + np.float32(disturb[k, 5] * 0.05) * h
-                draw_umich_unit(pre_hm[0], _trunc(fx), _trunc(fy), radius,
-                                get_patch32(radius, table32))
+                put_umich(pre_hm, draws, stats, m_pre, 0, _trunc(fx), _trunc(fy), radius,
+                          patch_for(draws, radius, table32), FAM_UMICH)
     return n
 
 
@@ -604,7 +605,8 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
                     hm_hp_mask, hp_offset, hp_ind, hp_offset_mask, joint, dep, dep_mask, dim,
                     dim_mask, amodel_offset, amodel_offset_mask, vel, vel_mask, nus, nus_mask,
                     rotbin, rotres, rot_mask, write_wh, write_ltrb, write_ltrb_amodal,
-                    write_ddd, write_vel, write_nus, outside_strip, stats, status):
+                    write_ddd, write_vel, write_nus, outside_strip, stats, status, draws,
+                    m_hm, m_hp):
     """CenterTrack's ``GenericDataset`` targets of the current frame (its loop over ``k``).
 
     Parameters
@@ -618,6 +620,8 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
     Every target as upstream's shape; heads that are off get empty arrays with their flag off.
     outside_strip : an ignore box wholly outside the map marks its clipped strip (upstream).
     stats : int64 (NSTATS,); status : int8 (N,): written.
+    draws, m_hm, m_hp : with ``draws`` (R, 8) int32, ``hm`` and ``hm_hp`` are recorded
+        there as maps ``m_hm`` and ``m_hp`` instead (the arrays then only give the shapes).
     """
     C, H, W = hm.shape
     J = hm_hp.shape[0]
@@ -645,14 +649,12 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
             stats[S_IGNORED] += 1
             if not outside_strip and (ax2 < 0 or ay2 < 0 or ax1 > W - 1 or ay1 > H - 1):
                 continue
-            if cls == 0:
-                for cc in range(C):
-                    _fill_max1(hm[cc], x1, y1, x2, y2)
-            else:
-                _fill_max1(hm[abs(cls) - 1], x1, y1, x2, y2)
-            if cls <= 1:
-                for j in range(J):
-                    _fill_max1(hm_hp[j], x1, y1, x2, y2)
+            # hm[c, int(y1):int(y2) + 1, int(x1):int(x2) + 1] = max(., 1): every class for 0
+            bx0, by0, bx1, by1 = int(x1), int(y1), int(x2) + 1, int(y2) + 1
+            max_box(hm, draws, stats, m_hm, -1 if cls == 0 else abs(cls) - 1,
+                    bx0, by0, bx1, by1, 1.0)
+            if cls <= 1 and J > 0:
+                max_box(hm_hp, draws, stats, m_hp, -1, bx0, by0, bx1, by1, 1.0)
             continue
         h = y2 - y1
         w = x2 - x1
@@ -677,9 +679,10 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
         reg[k, 1] = np.float32(np.float64(cty) - cy)
         reg_mask[k, 0] = 1.0
         reg_mask[k, 1] = 1.0
-        if hm[cls - 1, cy, cx] == 1.0:
+        if peak_at(hm, draws, stats, m_hm, cls - 1, cx, cy):
             stats[S_COLLISIONS] += 1
-        draw_umich_unit(hm[cls - 1], cx, cy, radius, get_patch32(radius, table32))
+        p32 = patch_for(draws, radius, table32)
+        put_umich(hm, draws, stats, m_hm, cls - 1, cx, cy, radius, p32, FAM_UMICH)
         stats[S_ENCODED] += 1
         t = track[k]
         if not math.isnan(t):
@@ -726,16 +729,17 @@ def encode_tracking(boxes, classes, crowd, track, kps, alpha, depth, dims, amode
                     hp_offset_mask[s, 1] = 1.0
                     hm_hp_mask[s] = 1.0
                     joint[s] = j
-                    draw_umich_unit(hm_hp[j], qx, qy, radius, get_patch32(radius, table32))
+                    put_umich(hm_hp, draws, stats, m_hp, j, qx, qy, radius, p32, FAM_UMICH)
                     if v == 1:
-                        hm_hp[j, qy, qx] = 1.0
+                        set_pixel(hm_hp, draws, stats, m_hp, j, qx, qy, 1.0)
                         hp_offset_mask[s, 0] = 0.0
                         hp_offset_mask[s, 1] = 0.0
                         hm_hp_mask[s] = 0.0
                 else:
                     stats[S_KPS_OUTSIDE] += 1
             else:
-                _fill_max1(hm_hp[j], x1, y1, x2, y2)
+                max_box(hm_hp, draws, stats, m_hp, j, int(x1), int(y1), int(x2) + 1,
+                        int(y2) + 1, 1.0)
         if write_ddd:
             a = alpha[k]
             if not math.isnan(a):
@@ -830,20 +834,24 @@ class TrackingEncoder(Encoder):
         self._target_getter = lambda t, _get=operator.itemgetter(*(n for _, n in on)): _get(t)
         radius = {"radius_formula": h["radius_formula"], "min_overlap": h["min_overlap"],
                   "min_radius": h["min_radius"]}
+        # heatmaps recorded in draws: their shape-only stand-ins, bound like the heads off
+        recorded = self._sparse_maps
+        m = {name: i for i, name in enumerate(config.sparse_layout().maps)}
         self._encode = bind_kernel(
             encode_tracking, att_range=att, table32=h["table32"], max_objs=cfg.max_objs,
             write_wh=cfg.wh, write_ltrb=cfg.ltrb, write_ltrb_amodal=cfg.ltrb_amodal,
             write_ddd=cfg.ddd, write_vel=cfg.velocity, write_nus=cfg.nuscenes_att,
-            outside_strip=cfg.outside_ignore == "strip", **radius,
-            **{arg: off.get(name, f2) for arg, name in _KERNEL_TARGETS.items()
-               if name not in spec})
+            outside_strip=cfg.outside_ignore == "strip", m_hm=m["hm"],
+            m_hp=m.get("hm_hp", -1), **radius,
+            **{arg: recorded.get(name, off.get(name, f2))
+               for arg, name in _KERNEL_TARGETS.items() if name not in spec})
         iw, ih = cfg.input_size
         self._encode_pre = bind_kernel(
             encode_pre, num_classes=cfg.num_classes, input_w=iw, input_h=ih,
             down_ratio=cfg.down_ratio, hm_disturb=cfg.hm_disturb,
             lost_disturb=cfg.lost_disturb, fp_disturb=cfg.fp_disturb,
-            draw_hm=cfg.pre_hm, **radius)
-        self._no_pre_hm = np.zeros((1, 0, 0), np.float32)
+            draw_hm=cfg.pre_hm, m_pre=m.get("pre_hm", -1), **radius)
+        self._no_pre_hm = recorded.get("pre_hm", np.zeros((1, 0, 0), np.float32))
 
     def encode(self, boxes: Any, classes: Any, *, track_ids: Any = None, pre_boxes: Any = None,
                pre_classes: Any = None, pre_track_ids: Any = None, keypoints: Any = None,
@@ -921,6 +929,11 @@ class TrackingEncoder(Encoder):
         h = self._heat
         ex = a.extras
         P = len(ex["pre_boxes"])
+        draws = t.get("draws")
+        if draws is not None and cfg.pre_hm and P > cfg.max_pre_objs:
+            raise ValueError(f"{P} previous-frame objects (pre_boxes): expected at most "
+                             f"max_pre_objs={cfg.max_pre_objs} with heatmaps='sparse', which "
+                             "sizes the draw list by it (raise max_pre_objs)")
         pre_cts = np.empty((P, 2), np.float32)
         pre_tids = np.empty(P, np.float64)
         pre_status = np.empty(P, np.int8)
@@ -936,7 +949,7 @@ class TrackingEncoder(Encoder):
             pre_boxes=ex["pre_boxes"], pre_classes=ex["pre_classes"], pre_crowd=ex["pre_crowd"],
             pre_track=ex["pre_track"], disturb=ex["pre_disturb"], table32=table32,
             pre_hm=self._no_pre_hm if pre_hm is None else pre_hm, pre_cts=pre_cts,
-            pre_tids=pre_tids, pre_status=pre_status, pre_fp=pre_fp)
+            pre_tids=pre_tids, pre_status=pre_status, pre_fp=pre_fp, draws=draws, stats=stats)
         self.last_pre = {"pre_cts": pre_cts[:n_pre], "pre_track_ids": pre_tids[:n_pre],
                          "pre_status": pre_status, "pre_fp": pre_fp}
         kps = a.keypoints if a.keypoints is not None else \
@@ -946,7 +959,8 @@ class TrackingEncoder(Encoder):
             classes=a.classes, crowd=ex["crowd"], track=ex["track"], kps=kps,
             alpha=ex["alpha"], depth=ex["depth"], dims=ex["dim"], amodel=ex["amodel"],
             velocity=ex["velocity"], att=ex["att"], aug_s=float(ex["aug_s"]),
-            pre_cts=pre_cts, pre_tids=pre_tids, n_pre=n_pre, stats=stats, status=status)
+            pre_cts=pre_cts, pre_tids=pre_tids, n_pre=n_pre, stats=stats, status=status,
+            draws=draws)
 
     @staticmethod
     def _write_cat(t: dict[str, np.ndarray], classes: np.ndarray, status: np.ndarray) -> None:
