@@ -269,7 +269,7 @@ def run(cases: int, seed: int = 0) -> dict[str, int]:
                 check_targets(cfg, t, classes)
             except AssertionError as exc:
                 raise AssertionError(f"case {case} (seed {seed}): {exc}; config {cfg}") from None
-        if cfg.task != "tracking" and rng.random() < 0.5:
+        if rng.random() < 0.5:
             check_sparse(cfg, t, encode)
         counts["encoded"] += 1
     return counts
