@@ -124,7 +124,6 @@ class ImageAnnotations:
         return obj
 
 
-
 #: Image keys the loader reads itself.
 _STANDARD_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height", "license", "coco_url",
                                   "flickr_url", "date_captured"})
