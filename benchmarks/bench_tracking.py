@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
 from bench_dataset import (_affine, _draw_umich, per_sample_each,  # noqa: E402
                            upstream_style_input)
 from bench_encode import _radius  # noqa: E402
@@ -222,6 +223,16 @@ def main() -> None:
     print(f"  the same, heatmaps='sparse' (hm and pre_hm as a draw list): "
           f"{t['ours_sparse'] * 1e6:.0f} us   "
           f"{t['upstream_targets'] / t['ours_sparse']:5.1f}x")
+    # what the sparse form leaves to the training device, here rendered on the CPU
+    from torch.utils.data import default_collate
+
+    from centertargets.device import HeatmapRenderer
+
+    batch = default_collate([sparse.item(i, params[i]) for i in range(16)])
+    renderer = HeatmapRenderer(sparse.config)
+    t_render = best_of(lambda: renderer(batch), args.repeat, 10) / 16
+    print(f"  rendering them on the CPU (HeatmapRenderer, batch 16): {t_render * 1e6:.0f} us "
+          f"per sample; targets + rendering {t['upstream_targets'] / (t['ours_sparse'] + t_render):.1f}x")
     print(f"  sample:   ours {t['ours_sample'] * 1e3:8.2f} ms   upstream "
           f"{t['upstream_sample'] * 1e3:8.2f} ms   {t['upstream_sample'] / t['ours_sample']:5.1f}x")
 
