@@ -70,6 +70,29 @@ def test_every_centernet_fixture_renders_bit_for_bit(path):
             np.testing.assert_allclose(rendered[k], expected[k], rtol=1e-6, atol=1e-5)
 
 
+def _check_sparse_equals_dense(config, samples, also=None):
+    """Each of ``samples`` (Annotations) through ``config``'s dense and sparse encoders: the
+    reports agree, ``also(dense_encoder, sparse_encoder)`` holds, the sparse targets rendered
+    (numpy) are the dense ones; then all of them as one batch, by both torch methods."""
+    sc = config.replace(heatmaps="sparse")
+    dense_enc, sparse_enc = make_encoder(config), make_encoder(sc)
+    dense, got = [], []
+    for i, a in enumerate(samples):
+        d, rd = dense_enc.encode_annotations(a)
+        s, rs = sparse_enc.encode_annotations(a)
+        assert rs.as_dict() == rd.as_dict()
+        if also is not None:
+            also(dense_enc, sparse_enc)
+        _assert_same(d, sparse.render(s, sc), f"sample {i}")
+        dense.append(d)
+        got.append(s)
+    batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
+    want = {k: np.stack([d[k] for d in dense]) for k in dense[0]}
+    for method in ("auto", "scatter"):
+        rendered = render_heatmaps(batch, sc, method=method)
+        _assert_same(want, {k: v.numpy() for k, v in rendered.items()}, method)
+
+
 @pytest.mark.parametrize("path", reference_files(("track_",)))
 def test_every_tracking_fixture_renders_bit_for_bit(path):
     """Each CenterTrack fixture's sample with heatmaps='sparse', rendered by both renderers,
@@ -135,25 +158,13 @@ TRACKING_CONFIGS = [
 @pytest.mark.parametrize("config", TRACKING_CONFIGS, ids=["det", "pose", "no_pre_hm"])
 def test_random_tracking_samples_render_to_the_dense_targets(config, threads):
     rng = np.random.default_rng(config.max_objs)
-    sc = config.replace(heatmaps="sparse")
-    dense_enc, sparse_enc = make_encoder(config), make_encoder(sc)
-    dense, got = [], []
-    for i in range(12):
-        a = _random_tracking(rng, config)
-        d, rd = dense_enc.encode_annotations(a)
-        pre_dense = dict(dense_enc.last_pre)
-        s, rs = sparse_enc.encode_annotations(a)
-        assert rs.as_dict() == rd.as_dict()
-        for k, v in pre_dense.items():
+
+    def same_previous_centres(dense_enc, sparse_enc):
+        for k, v in dense_enc.last_pre.items():
             np.testing.assert_array_equal(sparse_enc.last_pre[k], v)
-        _assert_same(d, sparse.render(s, sc), f"sample {i}")
-        dense.append(d)
-        got.append(s)
-    batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
-    want = {k: np.stack([d[k] for d in dense]) for k in dense[0]}
-    for method in ("auto", "scatter"):
-        rendered = render_heatmaps(batch, sc, method=method)
-        _assert_same(want, {k: v.numpy() for k, v in rendered.items()}, method)
+
+    _check_sparse_equals_dense(config, [_random_tracking(rng, config) for _ in range(12)],
+                               same_previous_centres)
 
 
 def test_sparse_tracking_refuses_more_previous_objects_than_its_draw_list_holds():
@@ -202,22 +213,8 @@ def test_random_batches_render_to_the_dense_targets(config, threads):
     """Random scenes (objects off the map, degenerate boxes, persons without keypoints, the
     rotation quirk, radii beyond the patch table, overflow), rendered as one batch."""
     rng = np.random.default_rng(len(config.describe()))
-    sc = config.replace(heatmaps="sparse")
-    dense_enc, sparse_enc = make_encoder(config), make_encoder(sc)
-    dense, got = [], []
-    for i in range(10):
-        a = _random_annotations(rng, config, rotated=i % 3 == 0)
-        d, rd = dense_enc.encode_annotations(a)
-        s, rs = sparse_enc.encode_annotations(a)
-        assert rs.as_dict() == rd.as_dict()
-        _assert_same(d, sparse.render(s, sc), f"sample {i}")
-        dense.append(d)
-        got.append(s)
-    batch = {k: torch.as_tensor(np.stack([s[k] for s in got])) for k in got[0]}
-    want = {k: np.stack([d[k] for d in dense]) for k in dense[0]}
-    for method in ("auto", "scatter"):
-        rendered = render_heatmaps(batch, sc, method=method)
-        _assert_same(want, {k: v.numpy() for k, v in rendered.items()}, method)
+    _check_sparse_equals_dense(config, [_random_annotations(rng, config, rotated=i % 3 == 0)
+                                        for i in range(10)])
 
 
 def test_sparse_targets_are_small_and_name_their_maps():
