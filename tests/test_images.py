@@ -132,3 +132,60 @@ def test_an_item_over_max_item_bytes_is_refused_before_it_is_allocated(tmp_path)
     assert CenterNetDataset(coco, cfg, max_item_bytes=None)[0]["hm"].shape == (80, 128, 128)
     with pytest.raises(ValueError, match="max_item_bytes=0: expected a number of bytes"):
         CenterNetDataset(coco, cfg, max_item_bytes=0)
+
+
+# --- the warp: upstream's cv2.warpAffine of the BGR image, byte for byte, by either route ----
+
+@pytest.mark.parametrize("route", ["as built", "bgr"])
+def test_the_warp_is_upstreams_bgr_warp_byte_for_byte(monkeypatch, route):
+    """Random images (noise and smooth), zooms, rotations, flips, translations that bring the
+    border into view, square and odd output sizes: warp_image and warp_image_chw give what
+    upstream's cv2.warpAffine of the flipped BGR image gives, through BGRA where this OpenCV
+    takes that route and through BGR where it is switched off."""
+    from centertargets import augment
+    from centertargets.augment import AugmentParams, warp_image, warp_image_chw
+
+    if route == "bgr":
+        monkeypatch.setattr(augment, "_FOUR_CHANNELS", [False])
+    rng = np.random.default_rng(5)
+    for k in range(80):
+        h, w = int(rng.integers(20, 500)), int(rng.integers(20, 700))
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        if k % 2:
+            img = cv2.GaussianBlur(img, (5, 5), 2)
+        p = AugmentParams(center=(float(rng.uniform(-50, w + 50)), float(rng.uniform(-50, h + 50))),
+                          scale=float(rng.uniform(0.3, 2.0) * max(w, h)),
+                          rot=float(rng.uniform(-45, 45)) if k % 3 else 0.0,
+                          flipped=bool(k % 4 < 2))
+        size = (int(rng.integers(8, 400)), int(rng.integers(8, 400)))
+        src = img[:, ::-1] if p.flipped else img
+        want = cv2.warpAffine(np.ascontiguousarray(src), p.matrix(size), size,
+                              flags=cv2.INTER_LINEAR)
+        got = warp_image(img, p, size)
+        assert got.shape == want.shape and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want, err_msg=f"case {k}")
+        np.testing.assert_array_equal(warp_image_chw(img, p, size), want.transpose(2, 0, 1))
+
+
+def test_the_bgra_route_is_checked_once_and_can_be_switched_off(monkeypatch):
+    from centertargets import augment
+
+    monkeypatch.setattr(augment, "_FOUR_CHANNELS", [])
+    first = augment.four_channel_warp()
+    assert augment._FOUR_CHANNELS == [first]               # decided once per process
+    monkeypatch.setattr(augment, "_FOUR_CHANNELS", [])
+    monkeypatch.setenv("CENTERTARGETS_BGRA_WARP", "0")
+    assert augment.four_channel_warp() is False
+    # a build whose two routes disagreed would take the BGR one
+    monkeypatch.delenv("CENTERTARGETS_BGRA_WARP")
+    monkeypatch.setattr(augment, "_FOUR_CHANNELS", [])
+    real = cv2.warpAffine
+
+    def off_by_one_for_bgra(img, m, size, flags):
+        out = real(img, m, size, flags=flags)
+        if img.shape[2] == 4:
+            out[0, 0, 0] ^= 1
+        return out
+
+    monkeypatch.setattr(augment.cv2, "warpAffine", off_by_one_for_bgra)
+    assert augment.four_channel_warp() is False
