@@ -306,12 +306,13 @@ _FOUR_CHANNELS: list[bool] = []
 
 def four_channel_warp() -> bool:
     """Whether this process's OpenCV warps a BGRA image to the same B, G, R bytes as the BGR
-    image (checked once per process on :func:`_warp_probe_cases`, about 1 ms).
+    image (checked once per process on :func:`_warp_probe_cases`, about 3 ms).
 
     OpenCV 4.11+ vectorises ``warpAffine``'s bilinear 8-bit path for 1 and 4 channels
     better than for 3: on this project's machine (OpenCV 5.0, AVX-512) a 512x512 BGR warp
     takes 2.0 ms and the same image as BGRA 1.0 ms, with identical bytes in every channel
-    (0 of 26.7 million pixels differ over 300 random transforms; ``tests/test_images.py``).
+    (0 of 26.7 million pixels differed over 300 random transforms when measured;
+    ``tests/test_images.py`` holds both routes to the BGR warp byte for byte).
     The samples take the BGRA route only where this check agrees, so a build whose paths
     round differently falls back to the BGR warp, which is upstream's.
     ``CENTERTARGETS_BGRA_WARP=0`` switches the route off.
