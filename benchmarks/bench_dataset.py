@@ -368,7 +368,7 @@ def main() -> None:
             label = f"{task}, {count} {'persons' if task == 'multi_pose' else 'objects'}"
             rows.append((f"targets, {label}", f"{t_ours * 1e3:.3f} ms",
                          f"upstream-style {t_up * 1e3:.2f} ms = {t_up / t_ours:.1f}x"))
-            rows.append((f"  the same, heatmaps='sparse'", f"{t_sparse * 1e3:.3f} ms",
+            rows.append(("  the same, heatmaps='sparse'", f"{t_sparse * 1e3:.3f} ms",
                          f"{t_up / t_sparse:.1f}x"))
             if count != 15:
                 continue

@@ -330,16 +330,20 @@ def four_channel_warp() -> bool:
     return _FOUR_CHANNELS[0]
 
 
-def _warp(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]) -> np.ndarray:
-    """``image`` (H, W, 3) flipped and warped, as (h, w, 3) BGR or, by the faster route
-    (:func:`four_channel_warp`), (h, w, 4) BGRA whose first three channels are those bytes."""
+def _warp(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]
+          ) -> tuple[np.ndarray, bool]:
+    """``image`` flipped and warped, and whether it went through BGRA: a uint8 BGR image
+    (H, W, 3) takes the faster route where :func:`four_channel_warp` allows, and comes back
+    (h, w, 4) with those bytes in its first three channels; anything else as it is."""
     if params.flipped:
         image = cv2.flip(image, 1)          # image[:, ::-1], copied by OpenCV's fast path
     m = params.matrix(input_size)
     size = (int(input_size[0]), int(input_size[1]))
-    if four_channel_warp():
+    bgra = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and \
+        four_channel_warp()
+    if bgra:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2BGRA)
-    return cv2.warpAffine(np.ascontiguousarray(image), m, size, flags=cv2.INTER_LINEAR)
+    return cv2.warpAffine(np.ascontiguousarray(image), m, size, flags=cv2.INTER_LINEAR), bgra
 
 
 def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]) -> np.ndarray:
@@ -348,18 +352,19 @@ def warp_image(image: np.ndarray, params: AugmentParams, input_size: Sequence[in
     Upstream's ``cv2.warpAffine`` of the (flipped) BGR image, byte for byte; computed
     through BGRA where that is faster and gives the same bytes (:func:`four_channel_warp`).
     """
-    warped = _warp(image, params, input_size)
-    return cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR) if warped.shape[2] == 4 else warped
+    warped, bgra = _warp(image, params, input_size)
+    return cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR) if bgra else warped
 
 
 def warp_image_chw(image: np.ndarray, params: AugmentParams, input_size: Sequence[int]
                    ) -> np.ndarray:
-    """:func:`warp_image` as the uint8 network input (3, in_h, in_w): the same bytes, planes
-    first (``cv2.split`` into the planes, about 3x faster than numpy's strided transpose)."""
-    warped = _warp(image, params, input_size)
+    """:func:`warp_image` of a BGR uint8 ``image`` (H, W, 3) as the uint8 network input
+    (3, in_h, in_w): the same bytes, planes first (``cv2.split`` into the planes, about 3x
+    faster than numpy's strided transpose)."""
+    warped, bgra = _warp(check_image(image), params, input_size)
     out = np.empty((3,) + warped.shape[:2], np.uint8)
     planes = [out[0], out[1], out[2]]
-    if warped.shape[2] == 4:
+    if bgra:
         planes.append(np.empty(warped.shape[:2], np.uint8))        # alpha, dropped
     cv2.split(warped, planes)
     return out

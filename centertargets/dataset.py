@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _warn, images, tasks, worker
 from .augment import (COCO_EIG_VAL, COCO_EIG_VEC, COCO_MEAN_BGR, COCO_STD_BGR, AugmentConfig,
-                      AugmentParams, check_image, color_meta, network_input, warp_image_chw)
+                      AugmentParams, color_meta, network_input, warp_image_chw)
 from .coco import CocoDataset, ImageAnnotations
 from .encoders import ClassIndexError, EncodeReport
 
@@ -283,7 +283,7 @@ class CenterNetDataset:
                 "(config.num_classes); was the class map changed after loading?") from None
         if image is not None:
             if self.input_dtype == "uint8":
-                item["input"] = warp_image_chw(check_image(image), params, inp_size)
+                item["input"] = warp_image_chw(image, params, inp_size)
             else:
                 item["input"] = network_input(image, params, inp_size, self.mean, self.std,
                                               self.eig_val, self.eig_vec)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import worker
-from .augment import (AugmentParams, ColorParams, check_image, color_meta, network_input,
+from .augment import (AugmentParams, ColorParams, color_meta, network_input,
                       warp_image_chw)
 from .coco import CocoDataset, ImageAnnotations
 from .dataset import CenterNetDataset
@@ -236,11 +236,11 @@ class TrackingDataset(CenterNetDataset):
                 if img is None:
                     continue
                 if self.input_dtype == "uint8":
-                    item[key] = warp_image_chw(check_image(img), p, inp_size)
+                    item[key] = warp_image_chw(img, p, inp_size)
                 else:
                     item[key] = network_input(img, p, inp_size, self.mean, self.std,
                                               self.eig_val, self.eig_vec)
-        P, cap = len(pre.boxes_xywh), cfg.max_pre_objs
+        cap = cfg.max_pre_objs
         disturb = _padded(a.extras["pre_disturb"], cap, np.nan, np.float64)
         pre_status = _padded(last["pre_status"], cap, -1, np.int8)
         pre_fp = _padded(last["pre_fp"], cap, False, np.bool_)

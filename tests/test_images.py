@@ -189,3 +189,20 @@ def test_the_bgra_route_is_checked_once_and_can_be_switched_off(monkeypatch):
 
     monkeypatch.setattr(augment.cv2, "warpAffine", off_by_one_for_bgra)
     assert augment.four_channel_warp() is False
+
+
+def test_warp_image_of_other_layouts_is_the_plain_warp():
+    """Only a BGR uint8 image takes the BGRA route: grey, BGRA and float images are warped as
+    they are (as cv2.warpAffine warps them); warp_image_chw asks for a BGR uint8 image."""
+    from centertargets.augment import AugmentParams, warp_image, warp_image_chw
+
+    rng = np.random.default_rng(2)
+    p = AugmentParams(center=(30.0, 20.0), scale=70.0, rot=15.0, flipped=True)
+    for img in (rng.integers(0, 256, (40, 60), dtype=np.uint8),
+                rng.integers(0, 256, (40, 60, 4), dtype=np.uint8),
+                rng.random((40, 60, 3)).astype(np.float32)):
+        want = cv2.warpAffine(np.ascontiguousarray(img[:, ::-1]), p.matrix((32, 24)), (32, 24),
+                              flags=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(warp_image(img, p, (32, 24)), want)
+    with pytest.raises(ValueError, match="expected a BGR uint8"):
+        warp_image_chw(rng.integers(0, 256, (40, 60), dtype=np.uint8), p, (32, 24))
