@@ -196,14 +196,13 @@ class HeatmapRenderer:
             maps = [torch.zeros(w, dtype=torch.float32, device=draws.device) for w in wants]
         else:
             maps, undo = slot
-            if isinstance(undo, np.ndarray):            # the last draws, replayed as zeros
-                sparse.replay_batch(undo, [m.numpy() for m in maps], clear=True, checked=True)
+            if isinstance(undo, tuple):                 # the last rows, replayed as zeros
+                sparse.replay_prepared(undo, [m.numpy() for m in maps], clear=True)
             else:                                        # the pixels the scatter wrote
                 for mp, pixels in zip(maps, undo):
                     for idx in pixels:
                         mp.view(-1).index_fill_(0, idx, 0.0)
-        touched = _render_into(draws, maps, self.method)
-        self._slots[k] = (maps, draws.numpy().copy() if touched is None else touched)
+        self._slots[k] = (maps, _render_into(draws, maps, self.method))
         result.update(zip(self.config.sparse_layout().maps, maps))
         return result
 
@@ -235,12 +234,12 @@ def _unpack(targets: Mapping[str, Any], config: Any
 
 
 def _render_into(draws: torch.Tensor, maps: list[torch.Tensor], method: str
-                 ) -> list[list[torch.Tensor]] | None:
-    """Replay ``draws`` into zeroed ``maps``.  Returns None after the compiled replay (CPU),
-    else the flat indices the scatter wrote, per map."""
+                 ) -> list[list[torch.Tensor]] | tuple[np.ndarray, ...]:
+    """Replay ``draws`` into zeroed ``maps``.  Returns what undoes it: after the compiled
+    replay (CPU) its prepared rows (:func:`centertargets.sparse.prepare`), else the flat
+    indices the scatter wrote, per map."""
     if method == "auto" and draws.device.type == "cpu":
-        sparse.replay_batch(draws.numpy(), [m.numpy() for m in maps], checked=True)
-        return None
+        return sparse.replay_batch(draws.numpy(), [m.numpy() for m in maps], checked=True)
     dev = draws.device
     touched: list[list[torch.Tensor]] = [[] for _ in maps]
     B, R, _ = draws.shape

@@ -1,8 +1,8 @@
 """Sparse heatmaps: the draw list a worker sends instead of the dense maps (numpy side).
 
 With ``config.replace(heatmaps="sparse")`` an encoder (and a
-:class:`~centertargets.CenterNetDataset`) returns, instead of ``hm`` (and
-``hm_hp``), one int32 array ``draws`` of shape ``(R, 8)``: every write the
+:class:`~centertargets.CenterNetDataset`) returns, instead of its heatmaps (``hm``,
+``hm_hp``, exdet's five, tracking's ``pre_hm``), one int32 array ``draws`` of shape ``(R, 8)``: every write the
 encoder would have made to those maps, in order, one row each (R from
 ``config.sparse_layout().rows``, unused rows zero, so ``default_collate``
 stacks them).  A ctdet sample's 5.2 MB ``hm`` (80 x 128 x 128 float32) becomes
@@ -26,8 +26,9 @@ channel.  A patch (:func:`patch`) is named by its family and two integers:
 ``a``), ``FAM_ELLIPTIC`` (TTFNet, radii ``a`` = x and ``b`` = y), ``FAM_MSRA_SIGMA``
 (exdet's and ddd's MSRA window of a per-object sigma ``a``).  Max rows
 commute; a set row does not, so a renderer applies the max rows before a set
-row, the set row, then the rest (only CenterNet's ``no_keypoints="ignore"``
-centres and its rotation quirk write set rows).
+row, the set row, then the rest (set rows come from the quirks that assign:
+multi_pose's ``no_keypoints="ignore"`` centres and rotation blank, ddd's 0.9999
+ignore centres and boxes, exdet's NaN of a 0 sigma, tracking's occluded joints).
 
 :func:`render` draws one sample's list (numpy, compiled, as
 :func:`replay_batch` draws batches: the rows in order, with the encoder's
@@ -48,7 +49,7 @@ from .kernels.canvas import (DRAW_COLUMNS, FAM_ELLIPTIC, FAM_MMDET, FAM_MSRA, FA
 from .kernels.gaussian import (draw_elliptic, draw_msra_sigma, get_patch32, mmdet_patch_table32,
                                msra_patch, patch_table32)
 
-__all__ = ["patch", "render", "replay_batch", "check_draws", "PatchBank", "BANK", "FAM_UMICH",
+__all__ = ["patch", "render", "prepare", "replay_prepared", "replay_batch", "check_draws", "PatchBank", "BANK", "FAM_UMICH",
            "FAM_MMDET", "FAM_MSRA", "FAM_ELLIPTIC", "FAM_MSRA_SIGMA", "OP_PATCH", "OP_MAX",
            "OP_SET", "DRAW_COLUMNS"]
 
@@ -169,23 +170,39 @@ class PatchBank:
 BANK = PatchBank()
 
 
-def replay_batch(draws: np.ndarray, maps: list[np.ndarray], clear: bool = False,
-                 checked: bool = False) -> None:
-    """Replay a batch's ``draws`` (B, R, 8) into ``maps`` (float32 (B, C, H, W) each, zeroed),
-    or, with ``clear``, zero every pixel they cover (undo).  Compiled; the rows are checked
-    first (:func:`check_draws`) unless ``checked``."""
+def prepare(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's ``draws`` (B, R, 8) as the replay takes them: the used rows (N, 8), each
+    row's sample (N,) and where its patch starts in :data:`BANK` (N,), all fresh arrays."""
     d = np.ascontiguousarray(draws, np.int32)
-    if not checked:
-        check_draws(d, [tuple(mp.shape[1:]) for mp in maps])
     B, R, _ = d.shape
     flat = d.reshape(B * R, DRAW_COLUMNS)
     live = np.flatnonzero(flat[:, 0] != 0)
     rows = flat[live]
-    sample = live // R
-    poff = BANK.offsets(rows)
+    return rows, live // R, BANK.offsets(rows)
+
+
+def replay_prepared(prepared: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    maps: list[np.ndarray], clear: bool = False) -> None:
+    """Replay :func:`prepare`'s rows into ``maps`` (float32 (B, C, H, W) each), or, with
+    ``clear``, zero every pixel they cover; the rows must have been checked."""
+    rows, sample, poff = prepared
     for m, mp in enumerate(maps):
         on = rows[:, 1] == m
         replay(np.ascontiguousarray(rows[on]), sample[on], poff[on], BANK.values, mp, clear)
+
+
+def replay_batch(draws: np.ndarray, maps: list[np.ndarray], clear: bool = False,
+                 checked: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replay a batch's ``draws`` (B, R, 8) into ``maps`` (float32 (B, C, H, W) each, zeroed),
+    or, with ``clear``, zero every pixel they cover (undo).  Compiled; the rows are checked
+    first (:func:`check_draws`) unless ``checked``.  Returns the prepared rows
+    (:func:`prepare`), which :func:`replay_prepared` replays again (to clear them)."""
+    d = np.ascontiguousarray(draws, np.int32)
+    if not checked:
+        check_draws(d, [tuple(mp.shape[1:]) for mp in maps])
+    prepared = prepare(d)
+    replay_prepared(prepared, maps, clear)
+    return prepared
 
 
 def render(targets: Mapping[str, Any], config: Any) -> dict[str, Any]:
