@@ -12,7 +12,8 @@ output, batch 16, ``default_collate``.  Measured in the same run, per task:
   and the same with ``centertargets.batch.collate`` (the batch in one shared-memory block);
   ``normalize_batch`` is left to the training device (on a CPU it costs more than the
   whole sample: it is meant for a GPU); and the floor: the image work alone (read, decode,
-  flip, warp into uint8 planes, no targets), the ceiling of any exact loader built on OpenCV;
+  flip, warp into uint8 planes, no targets; ``batch.collate``), the ceiling of any exact
+  loader built on OpenCV;
 * bytes per sample of each (everything but ``meta``);
 * rendering a batch of 32 on the CPU, against loading that batch (2 workers), and the
   scatter a GPU runs, timed on the CPU;
@@ -43,7 +44,7 @@ from bench_dataset import (per_sample_each, upstream_style_ctdet_targets,  # noq
 from bench_dataset import write_dataset as write_images  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
-                           MultiPoseConfig)
+                           MultiPoseConfig, worker)
 from centertargets.augment import warp_image_chw
 from centertargets.batch import collate
 from centertargets.coco import COCO_CATEGORY_IDS
@@ -80,8 +81,9 @@ class UpstreamStyle(torch.utils.data.Dataset):
 
 class ImageFloor(torch.utils.data.Dataset):
     """The image work alone, as ours does it with uint8 input: read and decode the file,
-    flip, warp, planes first; no targets, no meta.  Its rate bounds any loader that makes
-    the same bytes with OpenCV: the ceiling of the ratios above it."""
+    flip, warp, planes first; no targets, no meta; in a worker set up as ours are (malloc
+    kept, :mod:`centertargets.worker`) and batched by ``batch.collate``.  Its rate bounds any
+    loader that makes the same bytes with OpenCV: the ceiling of the ratios above it."""
 
     def __init__(self, ours: CenterNetDataset) -> None:
         self.ours = ours
@@ -90,6 +92,7 @@ class ImageFloor(torch.utils.data.Dataset):
         return len(self.ours)
 
     def __getitem__(self, i: int) -> dict:
+        worker.setup_process()
         ann = self.ours.annotations(i)
         img = self.ours.read_image(ann)
         return {"input": warp_image_chw(img, self.ours.params(i), (512, 512))}
@@ -162,7 +165,7 @@ def main() -> None:
                         ("ours uint8 + sparse + render", fast, kept, None),
                         ("  render into fresh tensors", fast, fresh, None),
                         ("  + batch.collate (one block)", fast, kept, collate),
-                        ("floor: read + warp alone (no targets)", ImageFloor(u8), None, None)]
+                        ("floor: read + warp alone (no targets)", ImageFloor(u8), None, collate)]
             sizes = {name: item_bytes(ds[0]) for name, ds, *_ in variants[:4]}
             lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
             header = "  " + f"{'':<36}" + "".join(f"{f'{w} workers':>18}" for w in workers) + \

@@ -10,20 +10,38 @@ main process receives the ordinary dict of tensors.
 
     DataLoader(ds, batch_size=16, num_workers=4, collate_fn=centertargets.batch.collate)
 
+A worker also reuses its blocks (Linux): a new shared-memory segment is zeroed and
+faulted in page by page, which cost 12 ms per 12.6 MB batch on the project's 2-core
+machine, more than copying the batch into it.  Each worker keeps up to
+:func:`pool_size` blocks (``CENTERTARGETS_BATCH_POOL``, default 4, 0 for none); a block
+goes back to its worker only when nothing in the main process views any tensor of its
+batch any more, so a batch you keep stays as it was.  The main process sees the block as
+ordinary memory: a batch tensor put on a ``torch.multiprocessing`` queue is copied into
+shared memory of its own, as any tensor is.  When every block is in use, the batch comes
+in a segment of its own, as without reuse.
+
 Importing this module imports torch.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import weakref
+from multiprocessing.reduction import DupFd
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-__all__ = ["collate"]
+from .kernels import sync
+
+__all__ = ["collate", "pool_size"]
 
 _ALIGN = 64
+_HEADER = 64                     # a pooled block's flag byte, padded to the alignment
+_PAGE = 4096
 
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -52,13 +70,13 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         total = -(-total // _ALIGN) * _ALIGN
         layout.append((path, total, like.dtype.str, like.shape))
         total += like.nbytes
-    block = _block(max(total, 1))
+    block, pooled = _block(max(total, 1))
     flat = block.numpy()
     for (path, off, dtype, shape), (_, like) in zip(layout, leaves):
         if like is not None:
             out = flat[off:off + like.nbytes].view(np.dtype(dtype)).reshape(shape)
             np.stack([np.asarray(_get(item, path)) for item in items], out=out)
-    return _Packed(block, tuple(layout), other)
+    return _Packed(block, tuple(layout), other, pooled)
 
 
 def _gather(items: Sequence[Mapping[str, Any]], path: tuple[str, ...],
@@ -101,13 +119,90 @@ def _name(path: tuple[str, ...]) -> str:
     return "".join(f"[{k!r}]" for k in path)
 
 
-def _block(nbytes: int) -> torch.Tensor:
-    """``nbytes`` of uint8: shared memory in a DataLoader worker (made there directly, as
-    ``default_collate`` makes its tensors), ordinary memory elsewhere."""
+def _block(nbytes: int) -> tuple[torch.Tensor, _PoolBlock | None]:
+    """``nbytes`` of uint8 to collate into, and the pooled block it lies in (or None):
+    in a DataLoader worker a free block of its pool (see :class:`_PoolBlock`), or shared
+    memory made for this batch alone when pooling is off or every block is in use;
+    ordinary memory elsewhere."""
     if get_worker_info() is None:
-        return torch.empty(nbytes, dtype=torch.uint8)
+        return torch.empty(nbytes, dtype=torch.uint8), None
+    pooled = _PoolBlock.take(nbytes)
+    if pooled is not None:
+        return pooled.data[:nbytes], pooled
     storage = torch.UntypedStorage._new_shared(nbytes)
-    return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
+    return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,)), None
+
+
+def pool_size() -> int:
+    """Blocks each DataLoader worker keeps for reuse (``CENTERTARGETS_BATCH_POOL``, default
+    4; 0 switches reuse off).  Reuse needs Linux's ``memfd_create``; elsewhere it is off."""
+    raw = os.environ.get("CENTERTARGETS_BATCH_POOL", "4").strip()
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"CENTERTARGETS_BATCH_POOL={raw!r}: expected a whole number of "
+                         "blocks (0 switches reuse off)") from None
+    if n < 0:
+        raise ValueError(f"CENTERTARGETS_BATCH_POOL={n}: expected 0 or more blocks")
+    return n if hasattr(os, "memfd_create") else 0
+
+
+class _PoolBlock:
+    """A worker's reusable shared-memory block: an anonymous memory file (``memfd``) whose
+    first byte says who holds it, then the batch.
+
+    The worker claims a free block (flag 0 -> 1), collates into it and sends its file
+    descriptor.  The main process maps the file and hands out tensors viewing it, as
+    ordinary (not shared) memory, so that a batch tensor sent on to another process is
+    copied there rather than shared; when the last reference to any of them is gone, a
+    finalizer on their storage sets the flag back to 0 and the worker may fill the block
+    again.  Making and faulting in a new shared-memory segment for every batch costs more
+    than filling it (12 ms for a 12.6 MB batch on the project's machine, against 1.6 ms to
+    copy the same bytes into memory already mapped).
+    """
+
+    _pool: list[_PoolBlock] = []
+    _pid = 0
+
+    def __init__(self, nbytes: int) -> None:
+        self.capacity = -(-nbytes // _PAGE) * _PAGE
+        self.fd = os.memfd_create("centertargets-batch", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(self.fd, _HEADER + self.capacity)
+            self.map = mmap.mmap(self.fd, _HEADER + self.capacity)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        whole = torch.frombuffer(self.map, dtype=torch.uint8)
+        self.flag = whole[:1].numpy()
+        self.data = whole[_HEADER:]
+
+    @classmethod
+    def take(cls, nbytes: int) -> _PoolBlock | None:
+        """A claimed block of at least ``nbytes`` from this process's pool (the smallest
+        free one that fits), a new one while the pool has room (a free block too small for
+        this batch makes room), or None: every block is in use, or pooling is off."""
+        if cls._pid != os.getpid():             # a new process: nothing inherited is ours
+            cls._pool, cls._pid = [], os.getpid()
+        limit = pool_size()
+        fits = sorted((b for b in cls._pool if b.capacity >= nbytes), key=lambda b: b.capacity)
+        for b in fits:
+            if sync.claim(b.flag):
+                return b
+        if len(cls._pool) >= limit:
+            small = next((b for b in cls._pool if b.capacity < nbytes and sync.claim(b.flag)),
+                         None)
+            if small is None:
+                return None
+            cls._pool.remove(small)
+            small.close()
+        block = cls(nbytes)
+        sync.claim(block.flag)
+        cls._pool.append(block)
+        return block
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _unpack(block: torch.Tensor, layout: tuple, other: dict[tuple[str, ...], Any]
@@ -139,9 +234,34 @@ _TORCH = {np.dtype(t).str: getattr(torch, n) for t, n in (
 class _Packed(dict):
     """The collated dict; pickled (worker -> main process) as its one block and layout."""
 
-    def __init__(self, block: torch.Tensor, layout: tuple, other: dict) -> None:
+    def __init__(self, block: torch.Tensor, layout: tuple, other: dict,
+                 pooled: _PoolBlock | None = None) -> None:
         super().__init__(_unpack(block, layout, other))
         self._state = (block, layout, other)
+        self._pooled = pooled
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (_unpack, self._state)
+        if self._pooled is None:
+            return (_unpack, self._state)
+        _, layout, other = self._state
+        return (_adopt, (DupFd(self._pooled.fd), _HEADER + self._pooled.capacity, layout,
+                         other))
+
+
+def _adopt(fd: Any, nbytes: int, layout: tuple, other: dict[tuple[str, ...], Any]
+           ) -> dict[str, Any]:
+    """In the main process: the batch in a worker's pooled block (``fd``, a ``DupFd``),
+    mapped and viewed in place; the block goes back to the worker when nothing views it."""
+    own = fd.detach()
+    try:
+        whole = mmap.mmap(own, nbytes)
+    finally:
+        os.close(own)
+    block = torch.frombuffer(whole, dtype=torch.uint8)
+    done = weakref.finalize(block.untyped_storage(), _give_back, whole)
+    done.atexit = False
+    return _unpack(block[_HEADER:], layout, other)
+
+
+def _give_back(whole: mmap.mmap) -> None:
+    sync.release(np.frombuffer(whole, np.uint8, 1))

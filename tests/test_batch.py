@@ -79,3 +79,130 @@ def test_items_that_differ_are_named():
         collate([a, {"x": np.zeros(3, np.float32), "m": {"d": np.zeros(2)}}])
     with pytest.raises(TypeError, match="non-empty list"):
         collate([])
+
+
+# -- reused blocks --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def as_worker(monkeypatch):
+    """This process collates as a DataLoader worker would (into its pool of blocks), with a
+    pool of 2; ``send`` pickles a batch as the worker's result queue does and loads it as
+    the main process does."""
+    from multiprocessing.reduction import ForkingPickler
+
+    import centertargets.batch as batch
+
+    if not hasattr(__import__("os"), "memfd_create"):
+        pytest.skip("block reuse needs memfd_create (Linux)")
+    monkeypatch.setattr(batch, "get_worker_info", lambda: object())
+    monkeypatch.setattr(batch._PoolBlock, "_pool", [])
+    monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", "2")
+    return lambda packed: ForkingPickler.loads(bytes(ForkingPickler.dumps(packed)))
+
+
+def _items(seed):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.random((4, 5), dtype=np.float32), "i": rng.integers(0, 9, 3)}
+            for _ in range(3)]
+
+
+def test_a_block_is_reused_only_once_nothing_views_it(as_worker):
+    import gc
+
+    first = collate(_items(0))
+    block = first._pooled
+    assert block is not None
+    got = as_worker(first)
+    assert_same_batch(default_collate(_items(0)), got)
+    del first
+    kept = got["x"][1]                        # a view keeps the whole batch's block
+    del got
+    gc.collect()
+    second = collate(_items(1))
+    assert second._pooled is not None and second._pooled is not block
+    got2 = as_worker(second)
+    third = collate(_items(2))                # both blocks in use: a one-off block
+    assert third._pooled is None
+    assert_same_batch(default_collate(_items(2)), as_worker(third))
+    torch.testing.assert_close(kept, torch.from_numpy(_items(0)[1]["x"]), rtol=0, atol=0)
+    del kept, second
+    gc.collect()
+    fourth = collate(_items(3))               # the first block is free again
+    assert fourth._pooled is block
+    assert_same_batch(default_collate(_items(3)), as_worker(fourth))
+    assert_same_batch(default_collate(_items(1)), got2)   # the other block untouched
+
+
+def test_a_batch_tensor_sent_on_is_copied_not_shared(as_worker):
+    """A tensor of a received batch put on a multiprocessing queue goes to shared memory of
+    its own, so the worker's next batch in the block does not change it."""
+    import gc
+    from multiprocessing.reduction import ForkingPickler
+
+    first = collate(_items(0))
+    block = first._pooled
+    got = as_worker(first)
+    del first
+    sent = bytes(ForkingPickler.dumps(got["x"]))
+    del got                      # loaded only now: in-process, loading would share the storage
+    gc.collect()
+    elsewhere = ForkingPickler.loads(sent)
+    again = collate(_items(1))
+    assert again._pooled is block                            # overwritten in place
+    torch.testing.assert_close(elsewhere, default_collate(_items(0))["x"], rtol=0, atol=0)
+
+
+def test_pool_size_from_the_environment(monkeypatch):
+    from centertargets.batch import pool_size
+
+    monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", "3")
+    assert pool_size() == (3 if hasattr(__import__("os"), "memfd_create") else 0)
+    for bad, msg in (("many", "expected a whole number"), ("-1", "expected 0 or more")):
+        monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", bad)
+        with pytest.raises(ValueError, match=f"CENTERTARGETS_BATCH_POOL=.*{msg}"):
+            pool_size()
+
+
+def test_pool_off_sends_a_block_per_batch(as_worker, monkeypatch):
+    monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", "0")
+    packed = collate(_items(0))
+    assert packed._pooled is None
+    assert_same_batch(default_collate(_items(0)), as_worker(packed))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_held_batches_stay_intact_while_the_worker_reuses_blocks(pose_ds, context,
+                                                                 monkeypatch):
+    """Three epochs through one persistent worker, every other batch kept to the end: each
+    batch equals default_collate's when it arrives and at the end, and blocks were reused
+    (fewer memory files than batches came in; while every block is held, a batch comes in a
+    block of its own)."""
+    import mmap as real
+    import os
+
+    import centertargets.batch as batch
+
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("block reuse needs memfd_create (Linux)")
+    files = []                   # the memory file of every batch the main process maps
+
+    class Mmap:                  # batch.mmap, recording (a forked worker records in its copy)
+        @staticmethod
+        def mmap(fd, *args, **kwargs):
+            files.append(os.fstat(fd).st_ino)
+            return real.mmap(fd, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "mmap", Mmap)
+    want = [default_collate([pose_ds[i] for i in range(k, k + 2)]) for k in range(0, 8, 2)]
+    loader = DataLoader(pose_ds, batch_size=2, num_workers=1, collate_fn=collate,
+                        persistent_workers=True, multiprocessing_context=context)
+    held = []
+    for epoch in range(3):
+        for j, got in enumerate(loader):
+            assert_same_batch(want[j], got)
+            if j % 2 == 0:
+                held.append((j, got))
+    for j, got in held:
+        assert_same_batch(want[j], got)
+    assert len(set(files)) < len(files), files         # a block carried several batches
