@@ -10,7 +10,8 @@ multi_pose: 5-15 persons).  Per task, in one run:
 * each loader feeding the same step for ``--steps`` steps (after a warm-up of a few):
   upstream's stand-in (``bench_loader.UpstreamStyle``: float32 input, dense targets),
   ours float32 dense, and ours ``input_dtype="uint8"`` + ``heatmaps="sparse"`` through
-  :class:`centertargets.device.DeviceFeed` (normalisation and rendering on the GPU);
+  :class:`centertargets.device.DeviceFeed` (normalisation and rendering on the GPU), with
+  ``default_collate`` and with ``centertargets.batch.collate``;
   ``pin_memory=True``, ``--workers`` workers (default: every core).
 
 Prints samples/s and the share of the GPU-alone rate.  Steps, not seconds: every row runs a
@@ -37,6 +38,7 @@ from bench_loader import UpstreamStyle, write_dataset  # noqa: E402
 
 from centertargets import (AugmentConfig, CenterNetDataset, CocoDataset, CtdetConfig,
                            MultiPoseConfig)
+from centertargets.batch import collate
 from centertargets.coco import COCO_CATEGORY_IDS
 from centertargets.device import DeviceFeed
 from centertargets.losses import build_heads, make_loss
@@ -142,21 +144,24 @@ def main() -> None:
             fast = CenterNetDataset(coco, cfg.replace(heatmaps="sparse"), augment=aug,
                                     image_root=root, input_dtype="uint8")
 
-            def fed(ds, feed):
+            def fed(ds, feed, collate_fn=None):
                 loader = DataLoader(ds, batch_size=args.batch, num_workers=args.workers,
                                     shuffle=True, drop_last=True, pin_memory=device.type ==
-                                    "cuda", persistent_workers=args.workers > 0)
+                                    "cuda", persistent_workers=args.workers > 0,
+                                    collate_fn=collate_fn)
                 return (feed(b) for b in forever(loader))
 
             plain = DeviceFeed(dense, device)          # float32 and dense: moved only
             one = DeviceFeed(fast, device)(next(iter(DataLoader(fast, batch_size=args.batch))))
             alone = train_rate(iter(lambda: one, None), cfg, device, args.steps, args.warmup)
             print(f"\n{task}: GPU alone {alone:.0f} samples/s", flush=True)
-            rows = [("upstream stand-in", UpstreamStyle(dense, path, root, task, args.input), plain),
-                    ("ours float32 dense", dense, plain),
-                    ("ours uint8 + sparse (DeviceFeed)", fast, DeviceFeed(fast, device))]
-            for name, ds, feed in rows:
-                rate = train_rate(fed(ds, feed), cfg, device, args.steps, args.warmup)
+            rows = [("upstream stand-in", UpstreamStyle(dense, path, root, task, args.input), plain,
+                     None),
+                    ("ours float32 dense", dense, plain, None),
+                    ("ours uint8 + sparse (DeviceFeed)", fast, DeviceFeed(fast, device), None),
+                    ("  + batch.collate", fast, DeviceFeed(fast, device), collate)]
+            for name, ds, feed, coll in rows:
+                rate = train_rate(fed(ds, feed, coll), cfg, device, args.steps, args.warmup)
                 print(f"  {name:<34} {rate:7.0f} samples/s  {100 * rate / alone:5.1f}% of "
                       "the GPU-alone rate", flush=True)
 
