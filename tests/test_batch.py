@@ -178,6 +178,7 @@ def test_held_batches_stay_intact_while_the_worker_reuses_blocks(pose_ds, contex
     batch equals default_collate's when it arrives and at the end, and blocks were reused
     (fewer memory files than batches came in; while every block is held, a batch comes in a
     block of its own)."""
+    import gc
     import mmap as real
     import os
 
@@ -206,3 +207,7 @@ def test_held_batches_stay_intact_while_the_worker_reuses_blocks(pose_ds, contex
     for j, got in held:
         assert_same_batch(want[j], got)
     assert len(set(files)) < len(files), files         # a block carried several batches
+    del loader, held, got
+    gc.collect()
+    with open("/proc/self/maps") as f:                 # every mapping went with its batch
+        assert "centertargets-batch" not in f.read()
