@@ -53,7 +53,9 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     batch axis; numbers become 1-D tensors); a leaf that differs between items (a shape,
     a dtype, a key) is an error naming it.  Leaves that are not numeric (strings, None) are
     collated by ``default_collate``.  In a DataLoader worker the block is shared memory,
-    and the batch travels to the main process as that one block.
+    and the batch travels to the main process as that one block; the worker fills the
+    block again once the main process has dropped the batch (see the module), so a
+    ``collate_fn`` wrapping this one must not keep the batch it returns.
     """
     if not isinstance(items, Sequence) or not items or not isinstance(items[0], Mapping):
         raise TypeError(f"items is {type(items).__name__}: expected a non-empty list of "
@@ -239,10 +241,17 @@ class _Packed(dict):
         super().__init__(_unpack(block, layout, other))
         self._state = (block, layout, other)
         self._pooled = pooled
+        self._sent = False
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if self._pooled is None:
             return (_unpack, self._state)
+        if self._sent:
+            raise RuntimeError(
+                "this batch was already sent from its DataLoader worker in a reused block, "
+                "which the worker fills again once the receiver drops it: pickle it only once "
+                "(collate again for another copy), or set CENTERTARGETS_BATCH_POOL=0")
+        self._sent = True
         _, layout, other = self._state
         return (_adopt, (DupFd(self._pooled.fd), _HEADER + self._pooled.capacity, layout,
                          other))

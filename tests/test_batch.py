@@ -153,6 +153,15 @@ def test_a_batch_tensor_sent_on_is_copied_not_shared(as_worker):
     torch.testing.assert_close(elsewhere, default_collate(_items(0))["x"], rtol=0, atol=0)
 
 
+def test_a_pooled_batch_is_sent_once(as_worker):
+    """A second pickle of a batch sent in a reused block is refused (its memory may already
+    hold the next batch), naming the way out."""
+    packed = collate(_items(0))
+    as_worker(packed)
+    with pytest.raises(RuntimeError, match="already sent .* CENTERTARGETS_BATCH_POOL=0"):
+        as_worker(packed)
+
+
 def test_pool_size_from_the_environment(monkeypatch):
     from centertargets.batch import pool_size
 
