@@ -274,3 +274,9 @@ def _adopt(fd: Any, nbytes: int, layout: tuple, other: dict[tuple[str, ...], Any
 
 def _give_back(whole: mmap.mmap) -> None:
     sync.release(np.frombuffer(whole, np.uint8, 1))
+
+
+# Compile (or load) the flag's two kernels in the process that imports this module, the
+# DataLoader's parent: forked workers inherit them instead of compiling them again.
+sync.claim(np.zeros(1, np.uint8))
+sync.release(np.zeros(1, np.uint8))
