@@ -25,6 +25,7 @@ Importing this module imports torch.
 
 from __future__ import annotations
 
+import copy
 import mmap
 import os
 import weakref
@@ -178,6 +179,9 @@ class _PoolBlock:
         whole = torch.frombuffer(self.map, dtype=torch.uint8)
         self.flag = whole[:1].numpy()
         self.data = whole[_HEADER:]
+        #: The batch collated into the block until it is sent (then None): a block whose
+        #: batch was dropped unsent is never given back, and leaves the pool.
+        self.owner: weakref.ref | None = None
 
     @classmethod
     def take(cls, nbytes: int) -> _PoolBlock | None:
@@ -186,6 +190,10 @@ class _PoolBlock:
         this batch makes room), or None: every block is in use, or pooling is off."""
         if cls._pid != os.getpid():             # a new process: nothing inherited is ours
             cls._pool, cls._pid = [], os.getpid()
+        lost = [b for b in cls._pool if b.owner is not None and b.owner() is None]
+        for b in lost:                          # its batch never left (and may live on)
+            cls._pool.remove(b)
+            b.close()
         limit = pool_size()
         fits = sorted((b for b in cls._pool if b.capacity >= nbytes), key=lambda b: b.capacity)
         for b in fits:
@@ -234,27 +242,54 @@ _TORCH = {np.dtype(t).str: getattr(torch, n) for t, n in (
 
 
 class _Packed(dict):
-    """The collated dict; pickled (worker -> main process) as its one block and layout."""
+    """The collated dict; pickled (worker -> main process) as its one block and layout.
+
+    A batch changed after collating (a key added, a value replaced, by a ``collate_fn``
+    wrapping :func:`collate`) is pickled as the plain dict it has become, tensor by tensor,
+    so that nothing of the change is lost."""
 
     def __init__(self, block: torch.Tensor, layout: tuple, other: dict,
                  pooled: _PoolBlock | None = None) -> None:
         super().__init__(_unpack(block, layout, other))
         self._state = (block, layout, other)
+        self._leaves = _flat(self)
         self._pooled = pooled
-        self._sent = False
+        if pooled is not None:
+            pooled.owner = weakref.ref(self)
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict[str, Any]:
+        return copy.deepcopy(dict(self), memo)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        now = _flat(self)
+        if len(now) != len(self._leaves) or any(
+                p != q or a is not b for (p, a), (q, b) in zip(now, self._leaves)):
+            return (dict, (dict(self),))
         if self._pooled is None:
             return (_unpack, self._state)
-        if self._sent:
+        if self._pooled.owner is None:
             raise RuntimeError(
                 "this batch was already sent from its DataLoader worker in a reused block, "
                 "which the worker fills again once the receiver drops it: pickle it only once "
                 "(collate again for another copy), or set CENTERTARGETS_BATCH_POOL=0")
-        self._sent = True
+        self._pooled.owner = None               # sent: the receiver gives the block back
         _, layout, other = self._state
         return (_adopt, (DupFd(self._pooled.fd), _HEADER + self._pooled.capacity, layout,
                          other))
+
+
+def _flat(tree: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple, Any]]:
+    """Every (path, leaf) of a nested dict, in order."""
+    out: list[tuple[tuple, Any]] = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out += _flat(v, path + (k,))
+        else:
+            out.append((path + (k,), v))
+    return out
 
 
 def _adopt(fd: Any, nbytes: int, layout: tuple, other: dict[tuple[str, ...], Any]

@@ -162,6 +162,55 @@ def test_a_pooled_batch_is_sent_once(as_worker):
         as_worker(packed)
 
 
+@pytest.mark.parametrize("pool", ["2", "0"])
+def test_a_batch_changed_after_collating_is_sent_as_changed(as_worker, monkeypatch, pool):
+    """A collate_fn that adds a key, replaces a value or changes ``meta`` after ``collate``:
+    the receiver gets the changed dict, not the collated one."""
+    monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", pool)
+    items = [dict(it, meta={"k": np.int64(i)}) for i, it in enumerate(_items(0))]
+    for change in ("add", "replace", "nested"):
+        packed = collate(items)
+        if change == "add":
+            packed["names"] = ["a", "b", "c"]
+        elif change == "replace":
+            packed["x"] = packed["x"] * 2
+        else:
+            packed["meta"]["k"] = packed["meta"]["k"] + 10
+        want = {k: (dict(v) if isinstance(v, dict) else v) for k, v in packed.items()}
+        got = as_worker(packed)
+        assert type(got) is dict
+        assert_same_batch(want, got)
+
+
+def test_a_block_whose_batch_never_left_leaves_the_pool(as_worker):
+    """A batch dropped in the worker unsent never comes back from a receiver: its block is
+    not filled again (a view of it may live on) and makes room for a new one."""
+    import gc
+
+    import centertargets.batch as batch
+
+    packed = collate(_items(0))
+    lost = packed._pooled
+    kept = packed["x"]
+    del packed
+    gc.collect()
+    for seed in (1, 2, 3):
+        got = as_worker(collate(_items(seed)))
+        assert_same_batch(default_collate(_items(seed)), got)
+        del got
+        gc.collect()
+    assert lost not in batch._PoolBlock._pool
+    torch.testing.assert_close(kept, default_collate(_items(0))["x"], rtol=0, atol=0)
+
+
+def test_copying_a_batch_in_the_worker_leaves_it_to_send(as_worker):
+    import copy
+
+    packed = collate(_items(0))
+    assert type(copy.copy(packed)) is dict and type(copy.deepcopy(packed)) is dict
+    assert_same_batch(default_collate(_items(0)), as_worker(packed))
+
+
 def test_pool_size_from_the_environment(monkeypatch):
     from centertargets.batch import pool_size
 
