@@ -9,7 +9,8 @@ output, batch 16, ``default_collate``.  Measured in the same run, per task:
   normalisation and the targets), ours float32, ours ``input_dtype="uint8"``, and ours uint8 +
   ``heatmaps="sparse"`` with the batch's heatmaps rendered in the main process on the CPU
   (a ``HeatmapRenderer``, counted in the rate; then ``render_heatmaps`` into fresh tensors);
-  and the same with ``centertargets.batch.collate`` (the batch in one shared-memory block);
+  and the same with ``centertargets.batch.collate`` (the batch in one shared-memory block,
+  which the worker reuses; and with ``CENTERTARGETS_BATCH_POOL=0``, a new block per batch);
   ``normalize_batch`` is left to the training device (on a CPU it costs more than the
   whole sample: it is meant for a GPU); and the floor: the image work alone (read, decode,
   flip, warp into uint8 planes, no targets; ``batch.collate``), the ceiling of any exact
@@ -123,6 +124,20 @@ def loader_rate(ds, workers: int, finish=None, rounds: int = 2, collate_fn=None)
     return rate
 
 
+def collate_without_reuse(items):
+    """``batch.collate`` with ``CENTERTARGETS_BATCH_POOL=0``: a new shared-memory block for
+    every batch, as before workers reused theirs (the row that measures the reuse)."""
+    before = os.environ.get("CENTERTARGETS_BATCH_POOL")
+    os.environ["CENTERTARGETS_BATCH_POOL"] = "0"
+    try:
+        return collate(items)
+    finally:
+        if before is None:
+            del os.environ["CENTERTARGETS_BATCH_POOL"]
+        else:
+            os.environ["CENTERTARGETS_BATCH_POOL"] = before
+
+
 def item_bytes(item: dict) -> int:
     return sum(v.nbytes for k, v in item.items() if k != "meta")
 
@@ -165,6 +180,7 @@ def main() -> None:
                         ("ours uint8 + sparse + render", fast, kept, None),
                         ("  render into fresh tensors", fast, fresh, None),
                         ("  + batch.collate (one block)", fast, kept, collate),
+                        ("    its blocks not reused", fast, kept, collate_without_reuse),
                         ("floor: read + warp alone (no targets)", ImageFloor(u8), None, collate)]
             sizes = {name: item_bytes(ds[0]) for name, ds, *_ in variants[:4]}
             lines.append(f"\n{task} ({'3-30 objects, 80 classes' if task == 'ctdet' else '5-15 persons'})")
