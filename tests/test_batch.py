@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -93,7 +95,7 @@ def as_worker(monkeypatch):
 
     import centertargets.batch as batch
 
-    if not hasattr(__import__("os"), "memfd_create"):
+    if not hasattr(os, "memfd_create"):
         pytest.skip("block reuse needs memfd_create (Linux)")
     monkeypatch.setattr(batch, "get_worker_info", lambda: object())
     monkeypatch.setattr(batch._PoolBlock, "_pool", [])
@@ -215,7 +217,7 @@ def test_pool_size_from_the_environment(monkeypatch):
     from centertargets.batch import pool_size
 
     monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", "3")
-    assert pool_size() == (3 if hasattr(__import__("os"), "memfd_create") else 0)
+    assert pool_size() == (3 if hasattr(os, "memfd_create") else 0)
     for bad, msg in (("many", "expected a whole number"), ("-1", "expected 0 or more")):
         monkeypatch.setenv("CENTERTARGETS_BATCH_POOL", bad)
         with pytest.raises(ValueError, match=f"CENTERTARGETS_BATCH_POOL=.*{msg}"):
@@ -238,7 +240,6 @@ def test_held_batches_stay_intact_while_the_worker_reuses_blocks(pose_ds, contex
     block of its own)."""
     import gc
     import mmap as real
-    import os
 
     import centertargets.batch as batch
 
